@@ -1,0 +1,3 @@
+"""deskfleet: a Kubernetes operator for remote-workspace infrastructure."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,63 @@
+"""From a raw object (a watch event's body, a YAML document) to a typed Resource.
+
+Admission already enforced the schema, so what fails here is what only the operator can
+judge (a time zone that does not exist, 30 February) — or an object written while an
+older CRD was installed. Either way the error names the field, and the caller reports it
+in status rather than crashing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..render.meta import Resource
+from .common import API_VERSION
+from .kinds import BY_KIND
+
+
+class InvalidSpec(ValueError):
+    """A spec the operator cannot act on; `problems` are `field.path: message` lines."""
+
+    def __init__(self, kind: str, name: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{kind} {name}: " + "; ".join(problems))
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = "spec"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def describe(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        message = e["msg"].removeprefix("Value error, ")
+        problems.append(f"{_path(e['loc'])}: {message}")
+    return problems
+
+
+def parse(body: dict[str, Any]) -> Resource[Any]:
+    kind_name = body.get("kind", "")
+    if body.get("apiVersion") != API_VERSION or kind_name not in BY_KIND:
+        raise InvalidSpec(kind_name or "object", body.get("metadata", {}).get("name", "?"),
+                          [f"not a {API_VERSION} object"])
+    kind = BY_KIND[kind_name]
+    meta = body.get("metadata", {})
+    name = meta.get("name", "")
+    try:
+        spec = kind.spec.model_validate(body.get("spec") or {}, by_alias=True)
+    except ValidationError as err:
+        raise InvalidSpec(kind_name, name, describe(err)) from err
+    return Resource(
+        kind=kind_name,
+        name=name,
+        namespace=meta.get("namespace", "default"),
+        uid=meta.get("uid", ""),
+        spec=spec,
+        generation=meta.get("generation", 1),
+        labels=dict(meta.get("labels") or {}),
+    )

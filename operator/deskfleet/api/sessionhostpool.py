@@ -1,0 +1,325 @@
+"""SessionHostPool: a fleet of identical session hosts that users' sessions land on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, WithJsonSchema
+
+from .common import (
+    Cidr,
+    Condition,
+    Date,
+    DnsLabel,
+    Duration,
+    Model,
+    ObjectName,
+    Port,
+    Quantity,
+    TimeOfDay,
+    TimeZoneName,
+    Weekday,
+)
+
+Protocol = Literal["rdp", "vnc", "ssh", "http"]
+
+# The port each protocol listens on unless the pool says otherwise.
+DEFAULT_PORTS: dict[str, int] = {"rdp": 3389, "vnc": 5900, "ssh": 22, "http": 8080}
+
+# Free-form Kubernetes objects we pass through to the pod spec unchanged; their own
+# schema is the API server's business once they land in the Deployment.
+_K8S_OBJECT = WithJsonSchema(
+    {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+)
+
+
+class KeyRef(Model):
+    """A key in a Secret or ConfigMap in the pool's namespace."""
+
+    name: ObjectName
+    """The object's name."""
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+    """The key within the object."""
+
+
+class EnvSource(Model):
+    """Where an environment variable's value comes from, instead of a literal."""
+
+    secret_key_ref: KeyRef | None = None
+    """A key of a Secret."""
+    config_map_key_ref: KeyRef | None = None
+    """A key of a ConfigMap."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+         "message": "set exactly one of secretKeyRef and configMapKeyRef"}
+    ]
+
+
+class EnvVar(Model):
+    """An environment variable for the session-host container."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
+    """The variable's name."""
+    value: str | None = None
+    """A literal value."""
+    value_from: EnvSource | None = None
+    """Take the value from a Secret or ConfigMap instead."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "!(has(self.value) && has(self.valueFrom))",
+         "message": "set value or valueFrom, not both"}
+    ]
+
+
+class Resources(Model):
+    """Compute resources of one session host."""
+
+    requests: dict[str, Quantity] | None = None
+    """What the scheduler reserves, e.g. `{cpu: "2", memory: 8Gi}`."""
+    limits: dict[str, Quantity] | None = None
+    """The most a host may use."""
+
+
+class Placement(Model):
+    """Where session hosts may run."""
+
+    node_selector: dict[str, str] | None = None
+    """Node labels a host's node must carry."""
+    tolerations: Annotated[list[dict[str, Any]], Field(max_length=32), WithJsonSchema(
+        {"type": "array", "maxItems": 32,
+         "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    )] | None = None
+    """Kubernetes tolerations, passed to the pods as written."""
+    affinity: Annotated[dict[str, Any], _K8S_OBJECT] | None = None
+    """A Kubernetes affinity, passed to the pods as written."""
+    priority_class_name: ObjectName | None = None
+    """The PriorityClass of the hosts."""
+
+
+class BackendPort(Model):
+    """A port that hosts may open on a backend."""
+
+    port: Port
+    """The port number."""
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    """The transport protocol."""
+
+
+class Backend(Model):
+    """A network the hosts may reach: everything else is denied, so data stays on the server side."""
+
+    name: DnsLabel | None = None
+    """A name for people, e.g. `ehr-database`."""
+    cidr: Cidr
+    """The backend's network."""
+    ports: Annotated[list[BackendPort], Field(min_length=1, max_length=32)]
+    """The ports hosts may open on it."""
+
+
+class SchedulePhase(Model):
+    """A period of the week in which the pool needs a different floor or buffer."""
+
+    name: DnsLabel
+    """The phase's name, shown in status, e.g. `morning-peak`."""
+    type: Literal["rampUp", "peak", "rampDown", "offPeak"] = "peak"
+    """What kind of period this is; informational, reported in status and metrics."""
+    days: Annotated[list[Weekday], Field(min_length=1, max_length=7)] = [
+        "Mon", "Tue", "Wed", "Thu", "Fri"]
+    """The weekdays on which the phase applies."""
+    start: TimeOfDay
+    """Local start time, `HH:MM`, inclusive."""
+    end: TimeOfDay
+    """Local end time, `HH:MM`, exclusive; `24:00` for the end of the day."""
+    min_hosts: Annotated[int, Field(ge=0, le=10000)] | None = None
+    """The floor during the phase (never above the pool's maxHosts)."""
+    buffer_sessions: Annotated[int, Field(ge=0, le=100000)] | None = None
+    """Free session slots to keep ready during the phase."""
+    buffer_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Free slots as a percentage of active sessions during the phase."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "self.start < self.end", "message": "start must be before end",
+         "fieldPath": ".start"},
+        {"rule": "!(has(self.bufferSessions) && has(self.bufferPercent))",
+         "message": "set bufferSessions or bufferPercent, not both"},
+    ]
+
+
+class Schedule(Model):
+    """When the pool needs more (or less) capacity, in the pool's local time."""
+
+    time_zone: TimeZoneName = "UTC"
+    """The IANA time zone the phases and holidays are written in."""
+    phases: Annotated[list[SchedulePhase], Field(max_length=16)] = []
+    """Phases of the week; outside every phase the pool's own minHosts and buffer apply."""
+    holidays: Annotated[list[Date], Field(max_length=366)] = []
+    """Dates treated as off-peak all day: no phase applies on them."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.phases)"
+            " || self.phases.all(a, self.phases.exists_one(b, b.name == a.name))",
+            "message": "phase names must be unique",
+            "fieldPath": ".phases",
+        },
+        {
+            "rule": "!has(self.phases) || self.phases.all(a, self.phases.all(b, a.name == b.name"
+            " || !a.days.exists(d, d in b.days) || a.end <= b.start || b.end <= a.start))",
+            "message": "phases that share a weekday must not overlap in time",
+            "fieldPath": ".phases",
+        },
+    ]
+
+
+class Drain(Model):
+    """How scale-in retires a host without cutting anyone's session."""
+
+    max_wait: Duration = "8h"
+    """How long a draining host waits for its sessions to end."""
+    force_logoff: bool = False
+    """After maxWait, log the remaining users off and remove the host. Off by default:
+    a draining host with sessions is then kept until they end."""
+    notify_users: bool = True
+    """Ask the host's agent to tell users that the host is being retired."""
+    message: Annotated[str, Field(max_length=512)] = (
+        "This session host is being retired. Please save your work; your next logon "
+        "will land on another host."
+    )
+    """The notice shown to users of a draining host."""
+
+
+class Scaling(Model):
+    """Session-aware autoscaling: the signal is sessions, not CPU."""
+
+    min_hosts: Annotated[int, Field(ge=0, le=10000)] = 1
+    """The fewest hosts, whatever the load."""
+    max_hosts: Annotated[int, Field(ge=1, le=10000)] = 10
+    """The most hosts, whatever the load."""
+    buffer_sessions: Annotated[int, Field(ge=0, le=100000)] | None = None
+    """Free session slots to keep ready for new logons (default 2 slots when neither
+    this nor bufferPercent is set)."""
+    buffer_percent: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Free slots as a percentage of active sessions."""
+    scale_in_delay: Duration = "10m"
+    """Stabilisation window: capacity must have been surplus this long before scale-in."""
+    max_scale_out_step: Annotated[int, Field(ge=1, le=1000)] = 10
+    """The most hosts added in one step."""
+    max_scale_in_step: Annotated[int, Field(ge=1, le=1000)] = 2
+    """The most hosts put to drain in one step."""
+    schedule: Schedule | None = None
+    """Phases of the week and holidays."""
+    drain: Drain = Drain()
+    """How hosts are retired."""
+    paused: bool = False
+    """Stop autoscaling and leave the replica count alone (like KEDA's pause)."""
+    signal_max_age: Duration = "2m"
+    """A host whose session report is older than this counts as unknown: the pool never
+    scales in on missing data."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "self.minHosts <= self.maxHosts", "message": "minHosts must not exceed maxHosts",
+         "fieldPath": ".minHosts"},
+        {"rule": "!(has(self.bufferSessions) && has(self.bufferPercent))",
+         "message": "set bufferSessions or bufferPercent, not both"},
+        {"rule": "!has(self.schedule) || !has(self.schedule.phases)"
+                 " || self.schedule.phases.all(p, !has(p.minHosts)"
+                 " || p.minHosts <= self.maxHosts)",
+         "message": "a schedule phase's minHosts must not exceed maxHosts",
+         "fieldPath": ".schedule.phases"},
+    ]
+
+
+class Agent(Model):
+    """The session-counting sidecar that runs beside each host."""
+
+    enabled: bool = True
+    """Run the agent. Without it the pool has no session signal and never scales in."""
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    """Override the agent image (defaults to the operator's own image)."""
+
+
+class SessionHostPoolSpec(Model):
+    """The desired state of a pool of session hosts."""
+
+    image: Annotated[str, Field(min_length=1, max_length=512)]
+    """The session-host image: a desktop or app-streaming server."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """When the kubelet pulls the image."""
+    image_pull_secrets: Annotated[list[ObjectName], Field(max_length=16)] = []
+    """Secrets holding registry credentials."""
+    command: Annotated[list[str], Field(max_length=64)] | None = None
+    """Override the image's entrypoint."""
+    args: Annotated[list[str], Field(max_length=256)] | None = None
+    """Arguments to the entrypoint."""
+    env: Annotated[list[EnvVar], Field(max_length=256)] = []
+    """Environment variables of the session-host container."""
+    resources: Resources | None = None
+    """Compute resources of one host."""
+    protocol: Protocol = "rdp"
+    """The session protocol the hosts speak: rdp, vnc, ssh or http."""
+    port: Port | None = None
+    """The session port (defaults by protocol: rdp 3389, vnc 5900, ssh 22, http 8080)."""
+    sessions_per_host: Annotated[int, Field(ge=1, le=500)] = 1
+    """How many concurrent sessions one host takes."""
+    placement: Placement | None = None
+    """Node selection, tolerations, affinity and priority."""
+    backends: Annotated[list[Backend], Field(max_length=64)] = []
+    """Networks the hosts may reach (besides DNS); all other egress is denied."""
+    scaling: Scaling = Scaling()
+    """Session-aware autoscaling."""
+    agent: Agent = Agent()
+    """The session-counting sidecar."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "!has(self.port) || self.port != 15090",
+         "message": "port 15090 is reserved for the deskfleet agent", "fieldPath": ".port"},
+    ]
+
+    @property
+    def session_port(self) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[self.protocol]
+
+
+class LastScaling(Model):
+    """The autoscaler's last decision."""
+
+    time: str
+    """When it was taken (RFC 3339)."""
+    direction: Literal["up", "down", "none"]
+    """Whether hosts were added, drained, or neither."""
+    from_hosts: int
+    """The host count before."""
+    to_hosts: int
+    """The host count after."""
+    reason: str
+    """Why, in words."""
+
+
+class SessionHostPoolStatus(Model):
+    """The observed state of a pool."""
+
+    observed_generation: int | None = None
+    """The spec generation this status describes."""
+    conditions: list[Condition] = []
+    """Ready, Progressing and Degraded."""
+    desired_hosts: int | None = None
+    """Hosts the autoscaler wants."""
+    ready_hosts: int | None = None
+    """Hosts ready to take sessions."""
+    draining_hosts: int | None = None
+    """Hosts being retired."""
+    hosts: str | None = None
+    """`ready/desired`, for `kubectl get`."""
+    sessions: int | None = None
+    """Active sessions across the pool."""
+    capacity: int | None = None
+    """Session slots on ready, non-draining hosts."""
+    utilization_percent: int | None = None
+    """Sessions as a percentage of capacity."""
+    phase: str | None = None
+    """The schedule phase in force (`off-peak` outside every phase, `holiday` on holidays)."""
+    selector: str | None = None
+    """The label selector of the pool's hosts."""
+    last_scaling: LastScaling | None = None
+    """The last scaling decision."""

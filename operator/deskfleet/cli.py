@@ -1,0 +1,107 @@
+"""The `deskfleet` command line: one thin function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import manifests
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _cmd_crds(args: argparse.Namespace) -> int:
+    from .api.crdgen import all_crds
+
+    crds = all_crds()
+    if not args.out:
+        sys.stdout.write(manifests.dump_all(crds))
+        return 0
+    stale = []
+    for out in args.out:
+        for crd in crds:
+            path = Path(out) / f"{crd['spec']['group']}_{crd['spec']['names']['plural']}.yaml"
+            text = manifests.dump_all([crd])
+            if args.check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    if stale:
+        print("CRDs drifted from the models; run `deskfleet crds --out crds "
+              "--out charts/deskfleet/crds`:\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render.offline import render_files
+
+    try:
+        children = render_files([Path(f) for f in args.filename])
+    except manifests.ManifestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(manifests.dump_all(children))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .controllers.runner import run_operator
+
+    return run_operator(
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        liveness_port=args.liveness_port,
+        metrics_port=args.metrics_port,
+        verbose=args.verbose,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deskfleet",
+        description="Remote-workspace infrastructure on Kubernetes: session-host pools, "
+        "published apps and access policies.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the cluster in KUBECONFIG")
+    run.add_argument("-n", "--namespace", action="append", default=[],
+                     help="watch this namespace (repeatable; glob patterns allowed); "
+                     "all namespaces when omitted")
+    run.add_argument("--standalone", action="store_true",
+                     help="no peering: act even if another deskfleet is running (dev only)")
+    run.add_argument("--liveness-port", type=int, default=8080,
+                     help="port of the /healthz endpoint (0 to disable)")
+    run.add_argument("--metrics-port", type=int, default=9090,
+                     help="port of the Prometheus /metrics endpoint (0 to disable)")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=_cmd_run)
+
+    crds = sub.add_parser("crds", help="print or write the CRDs generated from the models")
+    crds.add_argument("--out", action="append", default=[],
+                      help="write one file per CRD into this directory (repeatable)")
+    crds.add_argument("--check", action="store_true",
+                      help="fail if the files in --out differ from the models")
+    crds.set_defaults(func=_cmd_crds)
+
+    render = sub.add_parser(
+        "render", help="print the manifests the operator would create, offline")
+    render.add_argument("-f", "--filename", action="append", required=True,
+                        help="a YAML file or directory of deskfleet manifests (repeatable)")
+    render.set_defaults(func=_cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""PublishedApp -> its gateway route (Ingress or HTTPRoute), and its catalog entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.publishedapp import PublishedAppSpec
+from .meta import APP_LABEL, POOL_LABEL, Resource
+
+App = Resource[PublishedAppSpec]
+
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    """What an app needs to know about its pool."""
+
+    name: str
+    exists: bool
+    ready: bool = False
+    port: int = 0
+    protocol: str = ""
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    """Gateway-side enforcement of the access policies that grant an app.
+
+    `open` is False when no enforced policy allows anyone: the route is then not rendered.
+    """
+
+    open: bool = True
+    source_ranges: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    require_mfa: bool = False
+    extra_annotations: dict[str, str] = field(default_factory=dict)
+
+
+def app_url(spec: PublishedAppSpec) -> str:
+    scheme = "https" if spec.gateway.tls_secret_name else "http"
+    path = spec.launch.path if spec.launch.path else spec.gateway.path
+    if spec.launch.path and spec.gateway.path != "/":
+        path = spec.gateway.path.rstrip("/") + spec.launch.path
+    return f"{scheme}://{spec.gateway.host}{path}"
+
+
+def route_open(pool: PoolFacts, access: RouteAccess) -> bool:
+    """A route exists only when it leads somewhere and someone may use it."""
+    return pool.exists and pool.ready and access.open
+
+
+def _ingress_annotations(app: App, access: RouteAccess) -> dict[str, str]:
+    gw = app.spec.gateway
+    timeout = str(gw.timeout_seconds)
+    annotations = {
+        # Remote sessions are long-lived WebSockets: default 60 s timeouts cut them.
+        f"{NGINX}proxy-read-timeout": timeout,
+        f"{NGINX}proxy-send-timeout": timeout,
+        # A reconnect returns to the host that holds the user's session.
+        f"{NGINX}affinity": "cookie",
+        f"{NGINX}affinity-mode": "persistent",
+        f"{NGINX}session-cookie-name": f"deskfleet-{app.name}"[:63],
+        f"{NGINX}session-cookie-path": gw.path,
+        f"{NGINX}session-cookie-samesite": "Strict",
+        f"{NGINX}session-cookie-secure": "true" if gw.tls_secret_name else "false",
+        f"{NGINX}proxy-buffering": "off",
+    }
+    if gw.tls_secret_name:
+        annotations[f"{NGINX}force-ssl-redirect"] = "true"
+    if access.source_ranges:
+        annotations[f"{NGINX}whitelist-source-range"] = ",".join(access.source_ranges)
+    annotations.update(access.extra_annotations)
+    return annotations
+
+
+def build_ingress(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, Any]:
+    gw = app.spec.gateway
+    spec: dict[str, Any] = {
+        "rules": [{
+            "host": gw.host,
+            "http": {"paths": [{
+                "path": gw.path,
+                "pathType": "Prefix",
+                "backend": {"service": {"name": pool.name, "port": {"name": "session"}}},
+            }]},
+        }],
+    }
+    if gw.ingress_class_name:
+        spec["ingressClassName"] = gw.ingress_class_name
+    if gw.tls_secret_name:
+        spec["tls"] = [{"hosts": [gw.host], "secretName": gw.tls_secret_name}]
+    metadata = app.child_metadata(app.name, **{APP_LABEL: app.name, POOL_LABEL: pool.name})
+    metadata["annotations"] = _ingress_annotations(app, access)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": metadata, "spec": spec}
+
+
+def build_http_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, Any]:
+    gw = app.spec.gateway
+    assert gw.parent_ref is not None
+    parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                              "name": gw.parent_ref.name}
+    if gw.parent_ref.namespace:
+        parent["namespace"] = gw.parent_ref.namespace
+    if gw.parent_ref.section_name:
+        parent["sectionName"] = gw.parent_ref.section_name
+    metadata = app.child_metadata(app.name, **{APP_LABEL: app.name, POOL_LABEL: pool.name})
+    if access.extra_annotations:
+        metadata["annotations"] = dict(access.extra_annotations)
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": metadata,
+        "spec": {
+            "parentRefs": [parent],
+            "hostnames": [gw.host],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": gw.path}}],
+                "backendRefs": [{"name": pool.name, "port": pool.port}],
+                # Gateway API's request timeout covers the whole upgraded WebSocket on
+                # most implementations: an hour, not the default.
+                "timeouts": {"request": f"{gw.timeout_seconds}s"},
+            }],
+        },
+    }
+
+
+def build_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, Any] | None:
+    if not route_open(pool, access):
+        return None
+    if app.spec.gateway.parent_ref:
+        return build_http_route(app, pool, access)
+    return build_ingress(app, pool, access)
+
+
+def build_app_children(
+    app: App, pool: PoolFacts, access: RouteAccess | None = None
+) -> list[dict[str, Any]]:
+    route = build_route(app, pool, access or RouteAccess())
+    return [route] if route else []
+
+
+def catalog_entry(app: App, pool: PoolFacts, ready: bool,
+                  access: RouteAccess | None = None) -> dict[str, Any]:
+    """One app as a landing page needs it; groups/users let a portal show each user
+    only the apps they may open."""
+    spec = app.spec
+    access = access or RouteAccess()
+    entry: dict[str, Any] = {
+        "name": app.name,
+        "displayName": spec.display_name,
+        "description": spec.description,
+        "category": spec.category,
+        "url": app_url(spec),
+        "pool": pool.name,
+        "protocol": pool.protocol,
+        "ready": ready,
+        "launch": spec.launch.wire(),
+        "allowedGroups": sorted(access.allowed_groups),
+        "allowedUsers": sorted(access.allowed_users),
+        "requireMFA": access.require_mfa,
+    }
+    if spec.icon:
+        entry["icon"] = spec.icon
+    return entry

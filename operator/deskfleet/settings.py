@@ -1,0 +1,48 @@
+"""Operator-wide settings, read once from the environment (the chart sets them).
+
+Everything here is cluster plumbing that one platform team decides once — where the
+gateway runs, which authenticating proxy fronts the routes — rather than per-resource
+intent, which belongs in the CRDs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    gateway_namespace_labels: dict[str, str] = Field(
+        default_factory=lambda: {"kubernetes.io/metadata.name": "ingress-nginx"})
+    """Labels of the namespace the gateway (ingress controller) runs in; only pods there
+    may open sessions on hosts."""
+    gateway_pod_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels of the gateway pods within that namespace (all pods when empty)."""
+    operator_image: str = "ghcr.io/deskfleet/deskfleet:0.1.0"
+    """The image the agent sidecar runs unless a pool overrides it."""
+    dns_namespace_labels: dict[str, str] = Field(
+        default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    """Where cluster DNS runs; hosts may reach it on port 53."""
+    catalog_name: str = "deskfleet-catalog"
+    """The name of the per-namespace catalog ConfigMap."""
+    resync_seconds: float = 300.0
+    """How often every object is re-checked even without events (level-based safety net)."""
+    workers: int = 8
+    """Reconciles running at once."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """`DESKFLEET_<FIELD>` variables; dict fields are JSON."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(f"DESKFLEET_{name.upper()}")
+            if raw is None:
+                continue
+            values[name] = json.loads(raw) if field.annotation is dict[str, str] else raw
+        return cls.model_validate(values)
