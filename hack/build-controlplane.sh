@@ -84,9 +84,22 @@ build_installable() {  # modules without replace directives install directly
   GOBIN="$BIN" go install -ldflags "-s -w" "$pkg"
 }
 
+kwok_stages() {  # kwok simulates nodes and pods through "stages" shipped in its module
+  [[ -s "$BIN/kwok-stages.yaml" ]] && return
+  local src s
+  src="$(mod_dir "sigs.k8s.io/kwok@$KWOK_VERSION")/kustomize/stage"
+  : > "$BIN/kwok-stages.yaml.tmp"
+  for s in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    { echo "---"; cat "$src/$s"; } >> "$BIN/kwok-stages.yaml.tmp"
+  done
+  mv "$BIN/kwok-stages.yaml.tmp" "$BIN/kwok-stages.yaml"
+}
+
 build_etcd
 build_installable kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 build_installable helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+kwok_stages
 build_kubernetes
 "$BIN/kube-apiserver" --version >&2
 echo "$BIN"

@@ -121,7 +121,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 # --- Time -----------------------------------------------------------------------------
 
 TIME_OF_DAY_RE = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
-TimeOfDay = Annotated[str, Field(pattern=TIME_OF_DAY_RE)]
+TimeOfDay = Annotated[str, Field(max_length=5, pattern=TIME_OF_DAY_RE)]
 """A wall-clock time `HH:MM` (24-hour); `24:00` means the end of the day."""
 
 DURATION_RE = r"^([0-9]+(h|m|s))+$"
@@ -152,7 +152,7 @@ def _check_date(value: str) -> str:
     return value
 
 
-Date = Annotated[str, Field(pattern=DATE_RE), AfterValidator(_check_date)]
+Date = Annotated[str, Field(max_length=10, pattern=DATE_RE), AfterValidator(_check_date)]
 """A calendar date `YYYY-MM-DD`."""
 
 TIME_ZONE_RE = r"^(UTC|[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2})$"

@@ -52,10 +52,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = _structural(value, defs)
     if out.get("type") == "object" and "properties" in out and not out.get("required"):
         out.pop("required", None)
-    if out.get("properties", {}).get("conditions") and "type" in out["properties"].get(
-        "conditions", {}
-    ):
-        conditions = out["properties"]["conditions"]
+    conditions = out.get("properties", {}).get("conditions", {})
+    if conditions.get("type") == "array":
         conditions["x-kubernetes-list-type"] = "map"
         conditions["x-kubernetes-list-map-keys"] = ["type"]
     return out
@@ -64,14 +62,14 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
 def _crd_default(value: Any) -> Any:
     """Defaults the API server should fill in.
 
-    Object defaults become `{}` so the nested field defaults apply one level down
-    (the API server defaults recursively), which keeps `kubectl explain` readable.
-    Empty lists and None are left unset rather than stored as noise.
+    Object defaults are written out in full: the API server checks a default against
+    the object's CEL rules as it stands, without filling in nested defaults first.
+    None and empty lists are left unset rather than stored as noise.
     """
     if value is None or value == []:
         return None
     if isinstance(value, dict):
-        return {}
+        return {k: d for k, v in value.items() if (d := _crd_default(v)) is not None}
     return value
 
 

@@ -1,0 +1,51 @@
+"""Status conditions in the Kubernetes API conventions' shape. Pure functions.
+
+`lastTransitionTime` changes only when a condition's status does, so recomputing the
+same conditions from the same facts yields the same status, and writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Cond:
+    type: str
+    status: bool | None  # None: Unknown
+    reason: str
+    message: str = ""
+
+    @property
+    def status_text(self) -> str:
+        return {True: "True", False: "False", None: "Unknown"}[self.status]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(previous: list[dict[str, Any]] | None, new: list[Cond],
+                     generation: int, now: str) -> list[dict[str, Any]]:
+    old = {c.get("type"): c for c in previous or []}
+    out = []
+    for cond in new:
+        before = old.get(cond.type)
+        changed = before is None or before.get("status") != cond.status_text
+        out.append({
+            "type": cond.type,
+            "status": cond.status_text,
+            "reason": cond.reason,
+            "message": cond.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),
+        })
+    return out
+
+
+def status_differs(current: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
+    """Whether writing `desired` would change anything in `current`."""
+    current = current or {}
+    return any(current.get(k) != v for k, v in desired.items())

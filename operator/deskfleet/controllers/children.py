@@ -1,0 +1,61 @@
+"""Make an owner's children exactly the desired list: apply what differs, delete what is
+no longer wanted. Unchanged children cost no request at all."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..kube.client import Kube, KubeError
+from ..kube.compare import needs_apply
+from ..kube.resources import type_of
+
+log = logging.getLogger(__name__)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return (obj["kind"], obj["metadata"]["name"])
+
+
+@dataclass
+class SyncResult:
+    applied: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def describe_error(manifest: dict[str, Any], err: KubeError) -> str:
+    kind = manifest["kind"]
+    if err.status == 404 and kind == "HTTPRoute":
+        return ("HTTPRoute is not served by this cluster: install the Gateway API CRDs, "
+                "or remove spec.gateway.parentRef to use an Ingress")
+    return f"{kind} {manifest['metadata']['name']}: {err}"
+
+
+def sync_children(kube: Kube, desired: list[dict[str, Any]], live: list[dict[str, Any]]
+                  ) -> SyncResult:
+    result = SyncResult()
+    live_by_key = {_key(c): c for c in live}
+    for manifest in desired:
+        if not needs_apply(manifest, live_by_key.get(_key(manifest))):
+            continue
+        try:
+            kube.apply(manifest)
+            result.applied.append("/".join(_key(manifest)))
+        except KubeError as err:
+            result.errors.append(describe_error(manifest, err))
+    wanted = {_key(m) for m in desired}
+    for key, child in live_by_key.items():
+        if key in wanted or child["metadata"].get("deletionTimestamp"):
+            continue
+        meta = child["metadata"]
+        try:
+            if kube.delete(type_of(child), meta["namespace"], meta["name"], meta.get("uid")):
+                result.deleted.append("/".join(key))
+        except KubeError as err:
+            result.errors.append(f"deleting {'/'.join(key)}: {err}")
+    if result.applied or result.deleted:
+        log.info("children synced", extra={"applied": result.applied,
+                                           "deleted": result.deleted})
+    return result

@@ -1,0 +1,49 @@
+"""Write an object's status only when it changed, and tell people about transitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..conditions import Cond, merge_conditions, now_rfc3339, status_differs
+from ..kube.client import Kube, KubeError
+from ..kube.resources import BY_KIND
+from .events import post_event
+
+
+def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
+                 conditions: list[Cond]) -> bool:
+    """Merge-patch `.status` when it differs from what is stored; True if written."""
+    meta = body["metadata"]
+    current = body.get("status") or {}
+    generation = meta.get("generation", 1)
+    desired = {
+        **fields,
+        "observedGeneration": generation,
+        "conditions": merge_conditions(current.get("conditions"), conditions, generation,
+                                       now_rfc3339()),
+    }
+    if not status_differs(current, desired):
+        return False
+    rtype = BY_KIND[(body["apiVersion"], body["kind"])]
+    try:
+        kube.merge_patch(rtype, meta["namespace"], meta["name"], {"status": desired},
+                         subresource="status")
+    except KubeError as err:
+        if err.not_found:  # deleted meanwhile: nothing left to report on
+            return False
+        raise
+    _announce(kube, body, current.get("conditions") or [], conditions)
+    return True
+
+
+def _announce(kube: Kube, body: dict[str, Any], before: list[dict[str, Any]],
+              after: list[Cond]) -> None:
+    old = {c.get("type"): c for c in before}
+    for cond in after:
+        if cond.type != "Ready":
+            continue
+        prev = old.get("Ready")
+        if prev and prev.get("reason") == cond.reason and prev.get("status") == cond.status_text:
+            continue
+        kind = "Normal" if cond.status else "Warning"
+        post_event(kube, body, kind, cond.reason, cond.message)

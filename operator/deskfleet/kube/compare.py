@@ -1,0 +1,57 @@
+"""Is a live object already what we would apply? A pure function.
+
+Server-side apply of an unchanged manifest persists nothing, but it is still a PATCH
+request; at hospital scale a resync of every child would be thousands of them. So a
+pass first checks that every field deskfleet renders is already present in the live
+object with the same value (`desired` is a subset of `live`), and only applies when it
+is not. The API server adds fields (defaults, status, managedFields): those are ignored.
+
+Values the API server rewrites are compared by meaning: resource quantities (`0.5` and
+`500m`), and ints against strings where Kubernetes allows int-or-string.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+# Written by the API server, or by other controllers, never by a render.
+_IGNORED_METADATA = {"resourceVersion", "uid", "generation", "creationTimestamp",
+                     "managedFields", "selfLink"}
+
+
+def _same_scalar(want: Any, have: Any) -> bool:
+    if want == have:
+        return True
+    if isinstance(want, bool) or isinstance(have, bool):
+        return False
+    if isinstance(want, (str, int, float)) and isinstance(have, (str, int, float)):
+        try:
+            return Decimal(parse_quantity(want)) == Decimal(parse_quantity(have))
+        except (ValueError, InvalidOperation, TypeError):
+            return str(want) == str(have)
+    return False
+
+
+def is_subset(want: Any, have: Any) -> bool:
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return False
+        return all(k in have and is_subset(v, have[k]) for k, v in want.items())
+    if isinstance(want, list):
+        # Lists are atomic or keyed; either way we render them whole and in order.
+        return (isinstance(have, list) and len(want) == len(have)
+                and all(is_subset(w, h) for w, h in zip(want, have, strict=True)))
+    return _same_scalar(want, have)
+
+
+def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    if live is None:
+        return True
+    if live.get("metadata", {}).get("deletionTimestamp"):
+        return True  # going away: re-create once it is gone
+    meta = {k: v for k, v in desired.get("metadata", {}).items() if k not in _IGNORED_METADATA}
+    body = {k: v for k, v in desired.items() if k not in ("metadata", "status")}
+    return not (is_subset(meta, live.get("metadata", {})) and is_subset(body, live))

@@ -1,0 +1,60 @@
+"""The Kubernetes kinds deskfleet reads and writes, and their REST paths.
+
+A static table instead of discovery: the operator only ever touches these kinds, and
+knowing them up front keeps a pass free of discovery requests (and documents exactly
+what the RBAC must grant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    api_version: str
+    kind: str
+    plural: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    def path(self, namespace: str, name: str | None = None, subresource: str = "") -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        path = f"{prefix}/namespaces/{namespace}/{self.plural}"
+        if name:
+            path += f"/{name}"
+        if subresource:
+            path += f"/{subresource}"
+        return path
+
+
+CHILD_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("v1", "ConfigMap", "configmaps"),
+    ResourceType("apps/v1", "Deployment", "deployments"),
+    ResourceType("v1", "Service", "services"),
+    ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ResourceType("networking.k8s.io/v1", "Ingress", "ingresses"),
+    ResourceType("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+)
+POD = ResourceType("v1", "Pod", "pods")
+EVENT = ResourceType("events.k8s.io/v1", "Event", "events")
+OWN_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("deskfleet.io/v1alpha1", "SessionHostPool", "sessionhostpools"),
+    ResourceType("deskfleet.io/v1alpha1", "PublishedApp", "publishedapps"),
+    ResourceType("deskfleet.io/v1alpha1", "AccessPolicy", "accesspolicies"),
+)
+
+BY_KIND: dict[tuple[str, str], ResourceType] = {
+    (t.api_version, t.kind): t for t in (*CHILD_TYPES, *OWN_TYPES, POD, EVENT)
+}
+
+
+def type_of(manifest: dict[str, object]) -> ResourceType:
+    return BY_KIND[(str(manifest["apiVersion"]), str(manifest["kind"]))]
