@@ -87,6 +87,13 @@ class PublishedAppSpec(Model):
     gateway: Gateway
     """How users reach the app."""
 
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "!has(self.launch) || !has(self.launch.path)"
+                 " || self.launch.path.startsWith(self.gateway.path)",
+         "message": "launch.path must lie under gateway.path (the gateway does not rewrite "
+                    "paths)", "fieldPath": ".launch.path"},
+    ]
+
 
 class PublishedAppStatus(Model):
     """The observed state of a published application."""

@@ -21,7 +21,7 @@ POOLS = "pools_index"
 APPS = "apps_index"
 APPS_BY_POOL = "apps_by_pool_index"
 POLICIES = "policies_index"
-CHILDREN = "children_index"
+CHILDREN_PREFIX = "children_"  # one index per child kind: children_deployments, ...
 PODS = "pods_index"
 CATALOGS = "catalogs_index"
 
@@ -55,6 +55,7 @@ class Cache:
     """The live Kopf indexes, bound on the first handler call."""
 
     indexes: dict[str, Any] = field(default_factory=dict)
+    child_indexes: list[Any] = field(default_factory=list)
 
     @property
     def bound(self) -> bool:
@@ -62,8 +63,9 @@ class Cache:
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         if not self.indexes:
-            names = (POOLS, APPS, APPS_BY_POOL, POLICIES, CHILDREN, PODS, CATALOGS)
+            names = (POOLS, APPS, APPS_BY_POOL, POLICIES, PODS, CATALOGS)
             self.indexes = {n: kwargs[n] for n in names if n in kwargs}
+            self.child_indexes = [v for k, v in kwargs.items() if k.startswith(CHILDREN_PREFIX)]
 
     def _one(self, index: str, key: Any) -> dict[str, Any] | None:
         store = self.indexes[index].get(key)
@@ -97,7 +99,8 @@ class Cache:
         return self._all(POLICIES, namespace)
 
     def children(self, namespace: str, owner_kind: str, owner: str) -> list[dict[str, Any]]:
-        return self._all(CHILDREN, (namespace, owner_kind.lower(), owner))
+        key = (namespace, owner_kind.lower(), owner)
+        return [child for index in self.child_indexes for child in index.get(key, ())]
 
     def pods(self, namespace: str, pool: str) -> list[dict[str, Any]]:
         return self._all(PODS, (namespace, pool))

@@ -41,10 +41,9 @@ class RouteAccess:
 
 def app_url(spec: PublishedAppSpec) -> str:
     scheme = "https" if spec.gateway.tls_secret_name else "http"
-    path = spec.launch.path if spec.launch.path else spec.gateway.path
-    if spec.launch.path and spec.gateway.path != "/":
-        path = spec.gateway.path.rstrip("/") + spec.launch.path
-    return f"{scheme}://{spec.gateway.host}{path}"
+    # The gateway does not rewrite paths, so a web app's launch path is a URL path under
+    # the route's prefix (admission enforces that).
+    return f"{scheme}://{spec.gateway.host}{spec.launch.path or spec.gateway.path}"
 
 
 def route_open(pool: PoolFacts, access: RouteAccess) -> bool:

@@ -1,0 +1,113 @@
+"""Reconcile a PublishedApp (its route) and a namespace's catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.parse import InvalidSpec, parse
+from ..conditions import Cond
+from ..kube.client import Kube, KubeError
+from ..kube.compare import needs_apply
+from ..kube.resources import BY_KIND
+from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, catalog_entry
+from ..render.catalog import build_catalog
+from ..settings import Settings
+from .children import sync_children
+from .pools import pool_is_ready
+from .status import write_status
+
+
+@dataclass(frozen=True)
+class AppSnapshot:
+    body: dict[str, Any]
+    pool: dict[str, Any] | None
+    pool_children: list[dict[str, Any]]
+    children: list[dict[str, Any]]
+
+
+def pool_facts(name: str, pool_body: dict[str, Any] | None,
+               pool_children: list[dict[str, Any]]) -> PoolFacts:
+    if pool_body is None:
+        return PoolFacts(name=name, exists=False)
+    try:
+        pool = parse(pool_body)
+    except InvalidSpec:
+        # An invalid pool keeps running what it had; its Service port is what counts.
+        return PoolFacts(name=name, exists=True, ready=pool_is_ready(pool_children))
+    return PoolFacts(name=name, exists=True, ready=pool_is_ready(pool_children),
+                     port=pool.spec.session_port, protocol=pool.spec.protocol)
+
+
+def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str]) -> list[Cond]:
+    if errors:
+        msg = "; ".join(errors)
+        return [Cond("Ready", False, "RouteFailed", msg), Cond("Degraded", True,
+                                                               "RouteFailed", msg)]
+    if not facts.exists:
+        ready = Cond("Ready", False, "PoolNotFound",
+                     f"SessionHostPool {facts.name} does not exist; the route is down")
+    elif not facts.ready:
+        ready = Cond("Ready", False, "PoolNotReady",
+                     f"SessionHostPool {facts.name} has no ready hosts; the route is down")
+    elif not access.open:
+        ready = Cond("Ready", False, "NoPolicyAllows",
+                     "no enforced AccessPolicy allows anyone to open this app; the route is "
+                     "closed")
+    else:
+        ready = Cond("Ready", True, "RouteOpen", "")
+    return [ready, Cond("Degraded", False, "AsExpected", "")]
+
+
+def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
+                  access: RouteAccess | None = None) -> list[str]:
+    body = snap.body
+    try:
+        app = parse(body)
+    except InvalidSpec as err:
+        write_status(kube, body, {}, [Cond("Ready", False, "InvalidSpec", str(err)),
+                                      Cond("Degraded", True, "InvalidSpec",
+                                           "; ".join(err.problems))])
+        return []
+    access = access or RouteAccess()
+    facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
+    desired = build_app_children(app, facts, access)
+    result = sync_children(kube, desired, snap.children)
+    route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
+    fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
+                              "route": route}
+    write_status(kube, body, fields, app_conditions(facts, access, result.errors))
+    return result.errors
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    namespace: str
+    apps: list[dict[str, Any]]
+    pools: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
+    live: dict[str, Any] | None
+
+
+def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> list[str]:
+    entries = []
+    for body in snap.apps:
+        try:
+            app = parse(body)
+        except InvalidSpec:
+            continue  # reported on the app itself
+        pool_body, pool_children = snap.pools.get(app.spec.pool_ref.name, (None, []))
+        facts = pool_facts(app.spec.pool_ref.name, pool_body, pool_children)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (body.get("status") or {}).get("conditions") or [])
+        entries.append(catalog_entry(app, facts, ready=ready))
+    desired = build_catalog(snap.namespace, settings.catalog_name, entries)
+    configmap = BY_KIND[("v1", "ConfigMap")]
+    try:
+        if desired is None and snap.live is not None:
+            kube.delete(configmap, snap.namespace, settings.catalog_name,
+                        snap.live["metadata"].get("uid"))
+        elif desired is not None and needs_apply(desired, snap.live):
+            kube.apply(desired)
+    except KubeError as err:
+        return [f"catalog: {err}"]
+    return []

@@ -1,0 +1,257 @@
+"""Kopf registrations. Thin by design: indexes cache what the watches deliver, event
+handlers only enqueue the keys an event affects, and workers reconcile keys.
+
+Kopf's own per-object state (progress annotations, finalizers) is never used: event
+and index handlers store nothing on the objects, so a quiet cluster sees no writes,
+and deleting anything never waits on this operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from ..kube.client import Kube, load_api_client
+from ..render.catalog import CATALOG_COMPONENT
+from ..render.meta import MANAGED_BY, POOL_LABEL
+from ..settings import Settings
+from . import cache as c
+from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
+from .pools import PoolSnapshot, reconcile_pool
+from .queue import WorkQueue
+
+log = logging.getLogger("deskfleet")
+
+GROUP, VERSION = "deskfleet.io", "v1alpha1"
+MANAGED = {k: v for k, v in MANAGED_BY.items()}
+CHILD_RESOURCES = [
+    ("", "v1", "configmaps"),
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+]
+
+
+class Runtime:
+    """Everything the workers share; one per operator process."""
+
+    def __init__(self) -> None:
+        self.cache = c.Cache()
+        self.queue = WorkQueue()
+        self.settings = Settings.from_env()
+        self.kube: Kube | None = None
+        self.executor: ThreadPoolExecutor | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.on_reconciled: Callable[[str, float, bool], None] | None = None
+
+
+RUNTIME = Runtime()
+
+
+def enqueue(kwargs: dict[str, Any], *keys: tuple[str, str, str]) -> None:
+    RUNTIME.cache.bind(kwargs)
+    for key in keys:
+        RUNTIME.queue.add(key)
+
+
+# --- indexes ----------------------------------------------------------------------------
+
+@kopf.index(GROUP, VERSION, "sessionhostpools")
+def pools_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): c.slim(body, c._CHILD_META)}
+
+
+@kopf.index(GROUP, VERSION, "publishedapps")
+def apps_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): c.slim(body, c._CHILD_META)}
+
+
+@kopf.index(GROUP, VERSION, "publishedapps")
+def apps_by_pool_index(namespace: str, name: str, spec: kopf.Spec, **_: Any
+                       ) -> dict[Any, Any]:
+    pool = (spec.get("poolRef") or {}).get("name")
+    return {(namespace, pool): name} if pool else {}
+
+
+@kopf.index(GROUP, VERSION, "accesspolicies")
+def policies_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {namespace: c.slim(body, c._CHILD_META)}
+
+
+def _children_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    key = c.child_key(body)
+    return {key: c.slim(body)} if key else {}
+
+
+def _catalogs_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    labels = body.get("metadata", {}).get("labels") or {}
+    if labels.get("app.kubernetes.io/component") != CATALOG_COMPONENT[
+            "app.kubernetes.io/component"]:
+        return {}
+    return {namespace: c.slim(body)}
+
+
+for _group, _version, _plural in CHILD_RESOURCES:
+    _api = f"{_group}/{_version}" if _group else _version
+    kopf.index(_api, _plural, labels=MANAGED, id=f"{c.CHILDREN_PREFIX}{_plural}")(
+        _children_index)
+kopf.index("v1", "configmaps", labels=MANAGED, id=c.CATALOGS)(_catalogs_index)
+
+
+@kopf.index("v1", "pods", labels={POOL_LABEL: kopf.PRESENT})
+def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    key = c.pod_key(body)
+    if not key:
+        return {}
+    return {key: c.slim(body, ("name", "namespace", "uid", "labels", "annotations",
+                               "creationTimestamp", "deletionTimestamp"))}
+
+
+# Kopf names each index after its handler id; the cache merges the children_* ones.
+
+
+# --- events -> keys ----------------------------------------------------------------------
+
+@kopf.on.event(GROUP, VERSION, "sessionhostpools")
+def pool_event(namespace: str, name: str, **kwargs: Any) -> None:
+    RUNTIME.cache.bind(kwargs)
+    apps = RUNTIME.cache.apps_of_pool(namespace, name) if RUNTIME.cache.bound else []
+    enqueue(kwargs, ("SessionHostPool", namespace, name), ("catalog", namespace, ""),
+            *[("PublishedApp", namespace, a) for a in apps])
+
+
+@kopf.on.event(GROUP, VERSION, "publishedapps")
+def app_event(namespace: str, name: str, **kwargs: Any) -> None:
+    enqueue(kwargs, ("PublishedApp", namespace, name), ("catalog", namespace, ""))
+
+
+def _child_event(body: kopf.Body, **kwargs: Any) -> None:
+    key = c.child_key(body)
+    if key:
+        namespace, owner_kind, owner = key
+        kind = {"sessionhostpool": "SessionHostPool", "publishedapp": "PublishedApp"}.get(
+            owner_kind)
+        if kind:
+            enqueue(kwargs, (kind, namespace, owner))
+    elif CATALOG_COMPONENT.items() <= (body.get("metadata", {}).get("labels") or {}).items():
+        enqueue(kwargs, ("catalog", body["metadata"]["namespace"], ""))
+
+
+for _group, _version, _plural in CHILD_RESOURCES:
+    _api = f"{_group}/{_version}" if _group else _version
+    kopf.on.event(_api, _plural, labels=MANAGED, id=f"child_event_{_plural}")(_child_event)
+
+
+@kopf.on.event("v1", "pods", labels={POOL_LABEL: kopf.PRESENT})
+def pod_event(body: kopf.Body, **kwargs: Any) -> None:
+    key = c.pod_key(body)
+    if key:
+        enqueue(kwargs, ("SessionHostPool", key[0], key[1]))
+
+
+# --- workers -----------------------------------------------------------------------------
+
+Job = Callable[[], list[str]]
+
+
+def job_for(key: tuple[str, str, str]) -> Job | None:
+    """Snapshot what `key` needs (on the event loop) and return the blocking work."""
+    kind, namespace, name = key
+    cache, settings, kube = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube
+    assert kube is not None
+    if kind == "SessionHostPool":
+        body = cache.pool(namespace, name)
+        if body is None:
+            return None  # deleted: the garbage collector removes its children
+        pool_snap = PoolSnapshot(body, cache.children(namespace, kind, name),
+                                 cache.pods(namespace, name))
+        return lambda: reconcile_pool(kube, settings, pool_snap)
+    if kind == "PublishedApp":
+        body = cache.app(namespace, name)
+        if body is None:
+            return None
+        pool_name = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
+        app_snap = AppSnapshot(
+            body=body, pool=cache.pool(namespace, pool_name),
+            pool_children=cache.children(namespace, "SessionHostPool", pool_name),
+            children=cache.children(namespace, kind, name))
+        return lambda: reconcile_app(kube, settings, app_snap)
+    if kind == "catalog":
+        pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",
+                                                             p["metadata"]["name"]))
+                 for p in cache.pools_in(namespace)}
+        cat_snap = CatalogSnapshot(namespace, cache.apps_in(namespace), pools,
+                                   cache.catalog(namespace))
+        return lambda: reconcile_catalog(kube, settings, cat_snap)
+    return None
+
+
+async def worker() -> None:
+    loop = asyncio.get_running_loop()
+    queue = RUNTIME.queue
+    while True:
+        key = await queue.get()
+        started = loop.time()
+        failed = False
+        try:
+            job = job_for(key)
+            if job is not None:
+                errors = await loop.run_in_executor(RUNTIME.executor, job)
+                if errors:
+                    failed = True
+                    log.warning("reconcile incomplete, will retry",
+                                extra={"key": "/".join(key), "errors": errors})
+        except Exception:
+            failed = True
+            log.exception("reconcile failed", extra={"key": "/".join(key)})
+        finally:
+            delay = queue.done(key, failed=failed)
+            if delay:
+                log.info("retrying in %.1fs", delay, extra={"key": "/".join(key)})
+            if RUNTIME.on_reconciled:
+                RUNTIME.on_reconciled(key[0], loop.time() - started, failed)
+
+
+async def resync() -> None:
+    """The level-based safety net: every object is re-checked now and then even if no
+    event arrived. Unchanged objects cost no request."""
+    while True:
+        await asyncio.sleep(RUNTIME.settings.resync_seconds)
+        if RUNTIME.cache.bound:
+            for key in RUNTIME.cache.keys():
+                RUNTIME.queue.add(key)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Server-side label selectors: only our children and our hosts are streamed,
+    # not every ConfigMap and Pod in the cluster.
+    for group, version, plural in CHILD_RESOURCES:
+        key = (group, plural) if group else plural
+        settings.watching.label_selectors[key] = "app.kubernetes.io/managed-by=deskfleet"
+    settings.watching.label_selectors["pods"] = POOL_LABEL
+    settings.persistence.finalizer = "deskfleet.io/unused"  # no handler needs one
+    settings.posting.level = logging.WARNING
+    RUNTIME.kube = Kube(load_api_client())
+    RUNTIME.executor = ThreadPoolExecutor(max_workers=RUNTIME.settings.workers,
+                                          thread_name_prefix="reconcile")
+    RUNTIME.tasks = [asyncio.create_task(worker()) for _ in range(RUNTIME.settings.workers)]
+    RUNTIME.tasks.append(asyncio.create_task(resync()))
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    for task in RUNTIME.tasks:
+        task.cancel()
+    await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
+    RUNTIME.queue.shutdown()
+    if RUNTIME.executor:
+        RUNTIME.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,24 @@
+"""`deskfleet run`: start Kopf with deskfleet's handlers."""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+
+def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
+                 metrics_port: int, verbose: bool, bind_address: str = "127.0.0.1") -> int:
+    from . import handlers  # noqa: F401 - registers the handlers
+
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    liveness = f"http://{bind_address}:{liveness_port}/healthz" if liveness_port else None
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=standalone,
+        liveness_endpoint=liveness,
+    )
+    return 0
