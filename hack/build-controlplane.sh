@@ -15,6 +15,7 @@ K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"   # what k8s.io/kubernetes v1.36.3 pins
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"  # CRDs only, for HTTPRoute tests
 
 CACHE="${DESKFLEET_CACHE:-$HOME/.cache/deskfleet}"
 BIN="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
@@ -96,10 +97,20 @@ kwok_stages() {  # kwok simulates nodes and pods through "stages" shipped in its
   mv "$BIN/kwok-stages.yaml.tmp" "$BIN/kwok-stages.yaml"
 }
 
+gateway_api_crds() {  # the standard-channel Gateway API CRDs, shipped in its Go module
+  [[ -s "$BIN/gateway-api-crds.yaml" ]] && return
+  local src f
+  src="$(mod_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")/config/crd/standard"
+  : > "$BIN/gateway-api-crds.yaml.tmp"
+  for f in "$src"/*.yaml; do { echo "---"; cat "$f"; } >> "$BIN/gateway-api-crds.yaml.tmp"; done
+  mv "$BIN/gateway-api-crds.yaml.tmp" "$BIN/gateway-api-crds.yaml"
+}
+
 build_etcd
 build_installable kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 build_installable helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 kwok_stages
+gateway_api_crds
 build_kubernetes
 "$BIN/kube-apiserver" --version >&2
 echo "$BIN"
