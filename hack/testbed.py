@@ -20,6 +20,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -191,6 +192,7 @@ def up(directory: Path, nodes: int) -> State:
     logs.mkdir(exist_ok=True)
     pki = directory / "pki"
     make_pki(pki)
+    shutil.rmtree(directory / "etcd", ignore_errors=True)  # every bed starts empty
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     kubeconfig = directory / "kubeconfig"
     write_kubeconfig(kubeconfig, pki, api_port)
@@ -245,6 +247,8 @@ def up(directory: Path, nodes: int) -> State:
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--server-address=",
+        # Heartbeats through Leases, as kubelets do; without it nodes flap NotReady.
+        "--node-lease-duration-seconds=40",
     ], logs)
     save_state(state)
 
