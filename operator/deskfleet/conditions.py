@@ -32,15 +32,15 @@ def merge_conditions(previous: list[dict[str, Any]] | None, new: list[Cond],
     old = {c.get("type"): c for c in previous or []}
     out = []
     for cond in new:
-        before = old.get(cond.type)
-        changed = before is None or before.get("status") != cond.status_text
+        before = old.get(cond.type) or {}
+        changed = before.get("status") != cond.status_text
         out.append({
             "type": cond.type,
             "status": cond.status_text,
             "reason": cond.reason,
             "message": cond.message,
             "observedGeneration": generation,
-            "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),
+            "lastTransitionTime": now if changed else before.get("lastTransitionTime") or now,
         })
     return out
 

@@ -12,9 +12,9 @@ import ipaddress
 import re
 from datetime import date, timedelta
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pycountry
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -43,6 +43,7 @@ class Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
+        strict=True,  # like the API server: "yes" is not a boolean, "3" is not an integer
         use_attribute_docstrings=True,
         frozen=True,
     )
@@ -243,8 +244,10 @@ class LabelSelectorRequirement(Model):
 
     cel_rules: ClassVar[list[dict[str, str]]] = [
         {
-            "rule": "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
-            "message": "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+            "rule": "(self.operator in ['In', 'NotIn'])"
+                    " == (has(self.values) && size(self.values) > 0)",
+            "message": "values must be non-empty for In and NotIn, "
+                       "and empty for Exists and DoesNotExist",
         }
     ]
 

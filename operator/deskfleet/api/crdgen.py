@@ -17,6 +17,7 @@ from typing import Any
 from .common import GROUP, VERSION
 from .kinds import KINDS, Kind
 
+
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_structural(n, defs) for n in node]

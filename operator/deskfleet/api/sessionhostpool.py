@@ -59,7 +59,8 @@ class EnvSource(Model):
 class EnvVar(Model):
     """An environment variable for the session-host container."""
 
-    name: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=256,
+                               pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
     """The variable's name."""
     value: str | None = None
     """A literal value."""
@@ -107,7 +108,7 @@ class BackendPort(Model):
 
 
 class Backend(Model):
-    """A network the hosts may reach: everything else is denied, so data stays on the server side."""
+    """A network the hosts may reach; all else is denied, so data stays on the server side."""
 
     name: DnsLabel | None = None
     """A name for people, e.g. `ehr-database`."""

@@ -108,7 +108,7 @@ class Cache:
     def catalog(self, namespace: str) -> dict[str, Any] | None:
         return self._one(CATALOGS, namespace)
 
-    def keys(self) -> list[tuple[str, str, str]]:
+    def all_keys(self) -> list[tuple[str, str, str]]:
         """Every object a resync should look at."""
         out: list[tuple[str, str, str]] = []
         for kind, index in (("SessionHostPool", POOLS), ("PublishedApp", APPS)):

@@ -45,7 +45,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.cache = c.Cache()
-        self.queue = WorkQueue()
+        self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue()
         self.settings = Settings.from_env()
         self.kube: Kube | None = None
         self.executor: ThreadPoolExecutor | None = None
@@ -65,24 +65,24 @@ def enqueue(kwargs: dict[str, Any], *keys: tuple[str, str, str]) -> None:
 # --- indexes ----------------------------------------------------------------------------
 
 @kopf.index(GROUP, VERSION, "sessionhostpools")
-def pools_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def pools_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): c.slim(body, c._CHILD_META)}
 
 
 @kopf.index(GROUP, VERSION, "publishedapps")
-def apps_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): c.slim(body, c._CHILD_META)}
 
 
 @kopf.index(GROUP, VERSION, "publishedapps")
-def apps_by_pool_index(namespace: str, name: str, spec: kopf.Spec, **_: Any
+def apps_by_pool_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any
                        ) -> dict[Any, Any]:
     pool = (spec.get("poolRef") or {}).get("name")
     return {(namespace, pool): name} if pool else {}
 
 
 @kopf.index(GROUP, VERSION, "accesspolicies")
-def policies_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def policies_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {namespace: c.slim(body, c._CHILD_META)}
 
 
@@ -91,7 +91,7 @@ def _children_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {key: c.slim(body)} if key else {}
 
 
-def _catalogs_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def _catalogs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     labels = body.get("metadata", {}).get("labels") or {}
     if labels.get("app.kubernetes.io/component") != CATALOG_COMPONENT[
             "app.kubernetes.io/component"]:
@@ -121,7 +121,8 @@ def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
 # --- events -> keys ----------------------------------------------------------------------
 
 @kopf.on.event(GROUP, VERSION, "sessionhostpools")
-def pool_event(namespace: str, name: str, **kwargs: Any) -> None:
+def pool_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+    assert namespace  # every deskfleet kind is namespaced
     RUNTIME.cache.bind(kwargs)
     apps = RUNTIME.cache.apps_of_pool(namespace, name) if RUNTIME.cache.bound else []
     enqueue(kwargs, ("SessionHostPool", namespace, name), ("catalog", namespace, ""),
@@ -129,7 +130,8 @@ def pool_event(namespace: str, name: str, **kwargs: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "publishedapps")
-def app_event(namespace: str, name: str, **kwargs: Any) -> None:
+def app_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+    assert namespace
     enqueue(kwargs, ("PublishedApp", namespace, name), ("catalog", namespace, ""))
 
 
@@ -226,7 +228,7 @@ async def resync() -> None:
     while True:
         await asyncio.sleep(RUNTIME.settings.resync_seconds)
         if RUNTIME.cache.bound:
-            for key in RUNTIME.cache.keys():
+            for key in RUNTIME.cache.all_keys():
                 RUNTIME.queue.add(key)
 
 
@@ -234,7 +236,7 @@ async def resync() -> None:
 async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Server-side label selectors: only our children and our hosts are streamed,
     # not every ConfigMap and Pod in the cluster.
-    for group, version, plural in CHILD_RESOURCES:
+    for group, _version, plural in CHILD_RESOURCES:
         key = (group, plural) if group else plural
         settings.watching.label_selectors[key] = "app.kubernetes.io/managed-by=deskfleet"
     settings.watching.label_selectors["pods"] = POOL_LABEL

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-Key = Hashable
+Key = TypeVar("Key", bound=Hashable)
 
 
-class WorkQueue:
+class WorkQueue(Generic[Key]):
     def __init__(self, base_delay: float = 0.5, max_delay: float = 300.0) -> None:
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()

@@ -1,0 +1,32 @@
+"""The pure access-policy core: from AccessPolicies and one request to a Decision, the
+gateway route's access settings and the who-can-open view. No Kubernetes I/O here; the
+contract is at the top of evaluate.py and in docs/access-policy.md.
+"""
+
+from .evaluate import (
+    app_selected,
+    covering,
+    evaluate,
+    ordered,
+    policy_applies,
+    route_access,
+    who_can_open,
+)
+from .model import NO_POLICY_MATCHED, AccessRow, Controls, Decision, Match, Outcome, Request
+
+__all__ = [
+    "NO_POLICY_MATCHED",
+    "AccessRow",
+    "Controls",
+    "Decision",
+    "Match",
+    "Outcome",
+    "Request",
+    "app_selected",
+    "covering",
+    "evaluate",
+    "ordered",
+    "policy_applies",
+    "route_access",
+    "who_can_open",
+]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from deskfleet.kube.compare import is_subset, needs_apply
+
+DESIRED = {"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "s", "namespace": "n", "labels": {"a": "b"}},
+           "spec": {"ports": [{"port": 3389, "targetPort": "session"}],
+                    "selector": {"x": "y"}}}
+
+
+def live(**spec_overrides: object) -> dict:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "n", "labels": {"a": "b", "extra": "1"},
+                         "resourceVersion": "7", "uid": "u"},
+            "spec": {"ports": [{"port": 3389, "targetPort": "session", "protocol": "TCP"}],
+                     "selector": {"x": "y"}, "clusterIP": "10.96.0.9", **spec_overrides},
+            "status": {}}
+
+
+def test_server_added_fields_are_ignored() -> None:
+    assert not needs_apply(DESIRED, live())
+
+
+def test_missing_or_changed_fields_need_apply() -> None:
+    assert needs_apply(DESIRED, None)
+    assert needs_apply(DESIRED, live(selector={"x": "z"}))
+    assert needs_apply(DESIRED, live(ports=[]))
+    changed = live()
+    del changed["metadata"]["labels"]["a"]
+    assert needs_apply(DESIRED, changed)
+
+
+def test_object_being_deleted_needs_apply() -> None:
+    gone = live()
+    gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert needs_apply(DESIRED, gone)
+
+
+def test_quantities_compare_by_value() -> None:
+    assert is_subset({"cpu": "0.5", "memory": "1024Mi"}, {"cpu": "500m", "memory": "1Gi"})
+    assert not is_subset({"cpu": "2"}, {"cpu": "1"})
+    assert is_subset({"port": 53}, {"port": "53"})
+    assert not is_subset({"enabled": True}, {"enabled": "true"})
+
+
+def test_lists_compare_whole_and_in_order() -> None:
+    assert not is_subset([1, 2], [2, 1])
+    assert not is_subset([1], [1, 2])

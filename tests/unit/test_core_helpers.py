@@ -1,0 +1,59 @@
+"""Conditions and the work queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from deskfleet.conditions import Cond, merge_conditions, status_differs
+from deskfleet.controllers.queue import WorkQueue
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    first = merge_conditions(None, [Cond("Ready", True, "HostsReady")], 1, "t1")
+    same = merge_conditions(first, [Cond("Ready", True, "HostsReady", "other msg")], 2, "t2")
+    flipped = merge_conditions(same, [Cond("Ready", False, "NoHostsReady")], 2, "t3")
+    assert first[0]["lastTransitionTime"] == "t1"
+    assert same[0]["lastTransitionTime"] == "t1" and same[0]["observedGeneration"] == 2
+    assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["status"] == "False"
+
+
+def test_recomputing_the_same_status_is_not_a_change() -> None:
+    conds = merge_conditions(None, [Cond("Ready", True, "X")], 1, "t1")
+    current = {"hosts": "1/1", "conditions": conds, "observedGeneration": 1}
+    again = merge_conditions(conds, [Cond("Ready", True, "X")], 1, "t9")
+    assert not status_differs(current, {"hosts": "1/1", "conditions": again,
+                                        "observedGeneration": 1})
+    assert status_differs(current, {"hosts": "2/2"})
+
+
+def test_queue_dedups_and_reprocesses_keys_added_while_processing() -> None:
+    async def scenario() -> list[str]:
+        q = WorkQueue()
+        q.add("a")
+        q.add("a")
+        q.add("b")
+        seen = [await q.get()]
+        q.add("a")  # while "a" is processing: remembered, not run concurrently
+        seen.append(await q.get())
+        q.done("a")
+        q.done("b")
+        seen.append(await q.get())
+        q.done("a")
+        assert len(q) == 0
+        return seen
+
+    assert asyncio.run(scenario()) == ["a", "b", "a"]
+
+
+def test_queue_backs_off_exponentially_on_failure() -> None:
+    async def scenario() -> list[float]:
+        q = WorkQueue(base_delay=0.01, max_delay=0.04)
+        delays = []
+        for _ in range(4):
+            q.add("k") if not delays else None
+            key = await asyncio.wait_for(q.get(), 1)
+            delays.append(q.done(key, failed=True) or 0.0)
+        q.shutdown()
+        return delays
+
+    assert asyncio.run(scenario()) == [0.01, 0.02, 0.04, 0.04]

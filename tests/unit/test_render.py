@@ -1,0 +1,150 @@
+"""The render core: what each resource turns into, checked without a cluster. (The
+cluster tests additionally apply every rendered kind to the real API server.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from deskfleet.api.parse import parse
+from deskfleet.manifests import load_paths
+from deskfleet.render.app import PoolFacts, RouteAccess, app_url, build_app_children
+from deskfleet.render.catalog import build_catalog
+from deskfleet.render.offline import render_objects
+from deskfleet.render.pool import build_pool_children
+from deskfleet.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = [d for d in load_paths([REPO / "examples"]) if "deskfleet" in d["apiVersion"]]
+
+
+def example(name: str) -> Any:
+    body = next(d for d in EXAMPLES if d["metadata"]["name"] == name)
+    return parse({**body, "metadata": {**body["metadata"], "uid": "uid-1"}})
+
+
+def by_kind(children: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {c["kind"]: c for c in children}
+
+
+def test_pool_renders_its_five_children_owned_by_it() -> None:
+    kids = build_pool_children(example("clinical-desktop"), Settings())
+    assert [c["kind"] for c in kids] == ["ConfigMap", "Deployment", "Service",
+                                         "PodDisruptionBudget", "NetworkPolicy"]
+    for kid in kids:
+        assert kid["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        assert kid["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "deskfleet"
+
+
+def test_deployment_leaves_replicas_to_the_autoscaler_and_is_restricted() -> None:
+    deploy = by_kind(build_pool_children(example("clinical-desktop"), Settings()))["Deployment"]
+    assert "replicas" not in deploy["spec"]
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    host = pod["containers"][0]
+    assert host["securityContext"]["allowPrivilegeEscalation"] is False
+    assert host["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert host["ports"][0]["containerPort"] == 3389
+    assert host["readinessProbe"]["tcpSocket"]["port"] == "session"
+    assert pod["automountServiceAccountToken"] is False
+    assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert {"name": "AD_JOIN_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "ad-join", "key": "password"}}} in host["env"]
+
+
+def test_service_selects_only_accepting_hosts_and_pdb_only_busy_ones() -> None:
+    kids = by_kind(build_pool_children(example("ehr-web"), Settings()))
+    assert kids["Service"]["spec"]["selector"] == {"deskfleet.io/pool": "ehr-web",
+                                                   "deskfleet.io/accepting": "true"}
+    assert kids["Service"]["spec"]["ports"][0]["port"] == 8443
+    assert kids["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"][
+        "deskfleet.io/busy"] == "true"
+
+
+def test_network_policy_admits_only_the_gateway_and_reaches_only_backends() -> None:
+    settings = Settings(gateway_pod_labels={"app": "ingress-nginx"})
+    np = by_kind(build_pool_children(example("clinical-desktop"), settings))["NetworkPolicy"]
+    spec = np["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [{"from": [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+        "podSelector": {"matchLabels": {"app": "ingress-nginx"}}}],
+        "ports": [{"port": 3389, "protocol": "TCP"}]}]
+    cidrs = [rule["to"][0].get("ipBlock", {}).get("cidr") for rule in spec["egress"]]
+    assert cidrs == [None, "10.40.0.0/24", "10.40.8.0/24"]  # DNS, then the backends
+
+
+def test_user_values_cannot_change_manifest_structure() -> None:
+    """Values are data in dicts, never text spliced into YAML."""
+    body = next(d for d in EXAMPLES if d["metadata"]["name"] == "epr")
+    body = {**body, "metadata": {**body["metadata"], "uid": "u"},
+            "spec": {**body["spec"], "description": "x\"}\nkind: Secret\n---\n{",
+                     "displayName": "{{ 7*7 }} ' \" \\"}}
+    docs = render_objects([*[d for d in EXAMPLES if d["kind"] == "SessionHostPool"], body])
+    catalog = next(d for d in docs if d["metadata"]["name"] == "deskfleet-catalog")
+    entry = json.loads(catalog["data"]["catalog.json"])["apps"][0]
+    assert entry["description"] == "x\"}\nkind: Secret\n---\n{"
+    assert entry["displayName"] == "{{ 7*7 }} ' \" \\"
+    assert not any(d["kind"] == "Secret" for d in docs)
+
+
+def ready_pool(name: str = "ehr-web", port: int = 8443) -> PoolFacts:
+    return PoolFacts(name=name, exists=True, ready=True, port=port, protocol="http")
+
+
+def test_ingress_has_websocket_timeouts_affinity_and_tls() -> None:
+    [ingress] = build_app_children(example("epr"), ready_pool())
+    ann = ingress["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+    assert ann["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert ingress["spec"]["tls"] == [{"hosts": ["workspace.northgate.example"],
+                                       "secretName": "workspace-tls"}]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    path = ingress["spec"]["rules"][0]["http"]["paths"][0]
+    assert path["path"] == "/epr" and path["backend"]["service"]["name"] == "ehr-web"
+
+
+def test_parent_ref_renders_an_http_route() -> None:
+    [route] = build_app_children(example("teleconsult"), ready_pool())
+    assert route["kind"] == "HTTPRoute"
+    assert route["spec"]["parentRefs"][0]["name"] == "public-gateway"
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "ehr-web", "port": 8443}]
+    assert route["spec"]["rules"][0]["timeouts"] == {"request": "3600s"}
+
+
+def test_route_is_down_without_a_ready_pool_or_any_allow() -> None:
+    app = example("epr")
+    assert build_app_children(app, PoolFacts(name="ehr-web", exists=False)) == []
+    assert build_app_children(app, PoolFacts(name="ehr-web", exists=True, ready=False)) == []
+    assert build_app_children(app, ready_pool(), RouteAccess(open=False)) == []
+
+
+def test_route_carries_source_ranges() -> None:
+    [ingress] = build_app_children(example("epr"), ready_pool(),
+                                   RouteAccess(source_ranges=("10.0.0.0/8", "203.0.113.0/24")))
+    assert ingress["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/whitelist-source-range"] == "10.0.0.0/8,203.0.113.0/24"
+
+
+def test_urls() -> None:
+    assert app_url(example("results-viewer").spec) == \
+        "https://workspace.northgate.example/results/home"
+    assert app_url(example("desktop").spec) == "https://workspace.northgate.example/desktop"
+
+
+def test_catalog_is_sorted_and_absent_without_apps() -> None:
+    assert build_catalog("ns", "deskfleet-catalog", []) is None
+    docs = render_objects(EXAMPLES)
+    catalog = next(d for d in docs if d["metadata"]["name"] == "deskfleet-catalog")
+    doc = json.loads(catalog["data"]["catalog.json"])
+    keys = [(a["category"], a["displayName"]) for a in doc["apps"]]
+    assert keys == sorted(keys) and len(keys) == 12
+    assert doc["categories"] == ["Clinical", "Desktops", "Office", "Radiology"]
+
+
+def test_offline_render_of_examples() -> None:
+    kinds = [d["kind"] for d in render_objects(EXAMPLES)]
+    assert kinds.count("Deployment") == 3 and kinds.count("Ingress") == 11
+    assert kinds.count("HTTPRoute") == 1 and kinds.count("ConfigMap") == 4
