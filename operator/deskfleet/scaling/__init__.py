@@ -1,0 +1,1 @@
+"""Session-aware autoscaling: pure decisions from (pool spec, hosts, time)."""

@@ -1,0 +1,43 @@
+"""Which schedule phase is in force at a moment, in the pool's local time. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from ..api.common import WEEKDAYS
+from ..api.sessionhostpool import Schedule
+
+BASE = "base"  # outside every phase: the pool's own floor and buffer
+HOLIDAY = "holiday"
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    name: str
+    type: str
+    min_hosts: int | None = None
+    buffer_sessions: int | None = None
+    buffer_percent: int | None = None
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def active_phase(schedule: Schedule | None, now: datetime) -> PhaseView:
+    """Phases are [start, end) in local wall-clock time; a holiday suspends them all."""
+    if schedule is None:
+        return PhaseView(BASE, "offPeak")
+    local = now.astimezone(ZoneInfo(schedule.time_zone))
+    if local.date().isoformat() in schedule.holidays:
+        return PhaseView(HOLIDAY, "offPeak")
+    day = WEEKDAYS[local.weekday()]
+    minute = local.hour * 60 + local.minute
+    for phase in schedule.phases:
+        if day in phase.days and _minutes(phase.start) <= minute < _minutes(phase.end):
+            return PhaseView(phase.name, phase.type, phase.min_hosts, phase.buffer_sessions,
+                             phase.buffer_percent)
+    return PhaseView(BASE, "offPeak")
