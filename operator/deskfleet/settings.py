@@ -28,10 +28,19 @@ class Settings(BaseModel):
     dns_namespace_labels: dict[str, str] = Field(
         default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
     """Where cluster DNS runs; hosts may reach it on port 53."""
+    api_server_cidrs: list[str] = Field(default_factory=list)
+    """Where the API server's endpoints are; the agent may reach them on 443 and 6443 to
+    report sessions. Empty: no such egress rule (set it where a CNI enforces egress)."""
+    monitoring_namespace_labels: dict[str, str] = Field(
+        default_factory=lambda: {"kubernetes.io/metadata.name": "monitoring"})
+    """Where Prometheus runs; it may scrape the agents' metrics port."""
     catalog_name: str = "deskfleet-catalog"
     """The name of the per-namespace catalog ConfigMap."""
     resync_seconds: float = 300.0
     """How often every object is re-checked even without events (level-based safety net)."""
+    scaling_period_seconds: float = 15.0
+    """How often each pool is re-evaluated without events (schedule phases start, the
+    scale-in delay runs out); passes that change nothing write nothing."""
     workers: int = 8
     """Reconciles running at once."""
 
@@ -44,5 +53,6 @@ class Settings(BaseModel):
             raw = env.get(f"DESKFLEET_{name.upper()}")
             if raw is None:
                 continue
-            values[name] = json.loads(raw) if field.annotation is dict[str, str] else raw
+            structured = field.annotation in (dict[str, str], list[str])
+            values[name] = json.loads(raw) if structured else raw
         return cls.model_validate(values)

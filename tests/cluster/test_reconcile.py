@@ -16,7 +16,7 @@ from deskfleet.kube.compare import is_subset
 from ..conftest import Bed, Operator, example_docs, wait_until
 
 CHILD_KINDS = "deployments,services,poddisruptionbudgets,networkpolicies,ingresses," \
-              "httproutes,configmaps"
+              "httproutes,configmaps,serviceaccounts,roles,rolebindings"
 POOLS = ("clinical-desktop", "ehr-web", "pacs-viewer")
 
 
@@ -46,7 +46,7 @@ def test_examples_converge_with_owned_children(bed: Bed, namespace: str,
     kids = children(bed, namespace)
     kinds = sorted({k["kind"] for k in kids})
     assert kinds == ["ConfigMap", "Deployment", "HTTPRoute", "Ingress", "NetworkPolicy",
-                     "PodDisruptionBudget", "Service"]
+                     "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"]
     for kid in kids:
         if kid["metadata"]["name"] == "deskfleet-catalog":
             continue
@@ -203,7 +203,7 @@ def test_offline_render_equals_what_the_operator_created(bed: Bed, namespace: st
     out = subprocess.run([sys.executable, "-m", "deskfleet", "render", "-f", str(manifest)],
                          check=True, capture_output=True, text=True).stdout
     rendered = [d for d in yaml.safe_load_all(out) if d]
-    assert len(rendered) == 3 * 5 + 12 + 1
+    assert len(rendered) == 3 * 8 + 12 + 1
     for want in rendered:
         live = bed.get(want["kind"].lower(), want["metadata"]["name"], namespace)
         assert live is not None, f"{want['kind']}/{want['metadata']['name']} not created"

@@ -28,10 +28,11 @@ def by_kind(children: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {c["kind"]: c for c in children}
 
 
-def test_pool_renders_its_five_children_owned_by_it() -> None:
+def test_pool_renders_its_children_owned_by_it() -> None:
     kids = build_pool_children(example("clinical-desktop"), Settings())
-    assert [c["kind"] for c in kids] == ["ConfigMap", "Deployment", "Service",
-                                         "PodDisruptionBudget", "NetworkPolicy"]
+    assert [c["kind"] for c in kids] == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap",
+                                         "Deployment", "Service", "PodDisruptionBudget",
+                                         "NetworkPolicy"]
     for kid in kids:
         assert kid["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
         assert kid["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "deskfleet"
@@ -49,6 +50,12 @@ def test_deployment_leaves_replicas_to_the_autoscaler_and_is_restricted() -> Non
     assert host["ports"][0]["containerPort"] == 3389
     assert host["readinessProbe"]["tcpSocket"]["port"] == "session"
     assert pod["automountServiceAccountToken"] is False
+    # The agent sidecar alone mounts a token; the session host gets none.
+    agent = pod["containers"][1]
+    assert agent["name"] == "deskfleet-agent" and "--port" in agent["args"]
+    assert any(m["name"] == "agent-token" for m in agent["volumeMounts"])
+    assert not any(m["name"] == "agent-token" for m in host["volumeMounts"])
+    assert pod["serviceAccountName"] == "clinical-desktop-agent"
     assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert {"name": "AD_JOIN_PASSWORD",
             "valueFrom": {"secretKeyRef": {"name": "ad-join", "key": "password"}}} in host["env"]
@@ -68,12 +75,26 @@ def test_network_policy_admits_only_the_gateway_and_reaches_only_backends() -> N
     np = by_kind(build_pool_children(example("clinical-desktop"), settings))["NetworkPolicy"]
     spec = np["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    assert spec["ingress"] == [{"from": [{
+    assert spec["ingress"][0] == {"from": [{
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
         "podSelector": {"matchLabels": {"app": "ingress-nginx"}}}],
-        "ports": [{"port": 3389, "protocol": "TCP"}]}]
+        "ports": [{"port": 3389, "protocol": "TCP"}]}
     cidrs = [rule["to"][0].get("ipBlock", {}).get("cidr") for rule in spec["egress"]]
     assert cidrs == [None, "10.40.0.0/24", "10.40.8.0/24"]  # DNS, then the backends
+    assert spec["ingress"][1]["ports"] == [{"port": 15090, "protocol": "TCP"}]  # agent metrics
+
+
+def test_agent_may_patch_pods_and_nothing_else() -> None:
+    kids = by_kind(build_pool_children(example("ehr-web"), Settings()))
+    assert kids["Role"]["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                                      "verbs": ["patch"]}]
+    assert kids["RoleBinding"]["subjects"][0]["name"] == "ehr-web-agent"
+
+
+def test_api_server_egress_only_when_configured() -> None:
+    settings = Settings(api_server_cidrs=["10.0.0.1/32"])
+    np = by_kind(build_pool_children(example("ehr-web"), settings))["NetworkPolicy"]
+    assert np["spec"]["egress"][-1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
 
 
 def test_user_values_cannot_change_manifest_structure() -> None:

@@ -324,3 +324,7 @@ class SessionHostPoolStatus(Model):
     """The label selector of the pool's hosts."""
     last_scaling: LastScaling | None = None
     """The last scaling decision."""
+    scaling_reason: str | None = None
+    """Why the pool has the hosts it has, as of the last pass."""
+    surplus_since: str | None = None
+    """When the current surplus of capacity began; scale-in waits scaleInDelay from it."""

@@ -14,6 +14,7 @@ from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, ca
 from ..render.catalog import build_catalog
 from ..settings import Settings
 from .children import sync_children
+from .outcome import Outcome
 from .pools import pool_is_ready
 from .status import write_status
 
@@ -60,7 +61,7 @@ def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str]) -> 
 
 
 def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
-                  access: RouteAccess | None = None) -> list[str]:
+                  access: RouteAccess | None = None) -> Outcome:
     body = snap.body
     try:
         app = parse(body)
@@ -68,7 +69,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
         write_status(kube, body, {}, [Cond("Ready", False, "InvalidSpec", str(err)),
                                       Cond("Degraded", True, "InvalidSpec",
                                            "; ".join(err.problems))])
-        return []
+        return Outcome()
     access = access or RouteAccess()
     facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
     desired = build_app_children(app, facts, access)
@@ -77,7 +78,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
                               "route": route}
     write_status(kube, body, fields, app_conditions(facts, access, result.errors))
-    return result.errors
+    return Outcome(result.errors)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class CatalogSnapshot:
     live: dict[str, Any] | None
 
 
-def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> list[str]:
+def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> Outcome:
     entries = []
     for body in snap.apps:
         try:
@@ -109,5 +110,5 @@ def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> 
         elif desired is not None and needs_apply(desired, snap.live):
             kube.apply(desired)
     except KubeError as err:
-        return [f"catalog: {err}"]
-    return []
+        return Outcome([f"catalog: {err}"])
+    return Outcome()

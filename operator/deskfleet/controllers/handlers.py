@@ -22,6 +22,7 @@ from ..render.meta import MANAGED_BY, POOL_LABEL
 from ..settings import Settings
 from . import cache as c
 from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
+from .outcome import Outcome
 from .pools import PoolSnapshot, reconcile_pool
 from .queue import WorkQueue
 
@@ -30,6 +31,9 @@ log = logging.getLogger("deskfleet")
 GROUP, VERSION = "deskfleet.io", "v1alpha1"
 MANAGED = {k: v for k, v in MANAGED_BY.items()}
 CHILD_RESOURCES = [
+    ("", "v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     ("", "v1", "configmaps"),
     ("apps", "v1", "deployments"),
     ("", "v1", "services"),
@@ -161,7 +165,7 @@ def pod_event(body: kopf.Body, **kwargs: Any) -> None:
 
 # --- workers -----------------------------------------------------------------------------
 
-Job = Callable[[], list[str]]
+Job = Callable[[], Outcome]
 
 
 def job_for(key: tuple[str, str, str]) -> Job | None:
@@ -206,11 +210,13 @@ async def worker() -> None:
         try:
             job = job_for(key)
             if job is not None:
-                errors = await loop.run_in_executor(RUNTIME.executor, job)
-                if errors:
+                outcome = await loop.run_in_executor(RUNTIME.executor, job)
+                if outcome.errors:
                     failed = True
                     log.warning("reconcile incomplete, will retry",
-                                extra={"key": "/".join(key), "errors": errors})
+                                extra={"key": "/".join(key), "errors": outcome.errors})
+                elif outcome.requeue_after:
+                    queue.add_after(key, outcome.requeue_after)
         except Exception:
             failed = True
             log.exception("reconcile failed", extra={"key": "/".join(key)})

@@ -1,4 +1,5 @@
-"""Reconcile a SessionHostPool: render its children, apply what differs, report status."""
+"""Reconcile a SessionHostPool: render its children, apply what differs, scale it by
+sessions, and report status."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.parse import InvalidSpec, parse
+from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
 from ..kube.client import Kube
 from ..render.pool import build_pool_children, host_selector
+from ..scaling.decide import Decision, Memory
 from ..settings import Settings
 from .children import sync_children
+from .events import post_event
+from .outcome import Outcome
+from .scaling import scale_pool
 from .status import write_status
 
 
@@ -38,9 +44,31 @@ def host_counts(children: list[dict[str, Any]]) -> tuple[int, int]:
     return int(desired or 0), int(ready or 0)
 
 
-def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> list[str]:
-    """Returns the errors that should make the pass retry (empty when converged)."""
+def _scaling_fields(decision: Decision, status: dict[str, Any], changed: bool,
+                    before: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "desiredHosts": decision.replicas,
+        "sessions": decision.sessions,
+        "capacity": decision.capacity,
+        "utilizationPercent": round(100 * decision.sessions / decision.capacity)
+        if decision.capacity else 0,
+        "phase": decision.phase.name,
+        "scalingReason": decision.reason,
+        "surplusSince": format_time(decision.memory.surplus_since)
+        if decision.memory.surplus_since else None,
+    }
+    if changed and decision.direction != "none":
+        fields["lastScaling"] = {"time": format_time(real_now()),
+                                 "direction": decision.direction, "fromHosts": before,
+                                 "toHosts": decision.replicas, "reason": decision.reason}
+    else:
+        fields["lastScaling"] = status.get("lastScaling")
+    return fields
+
+
+def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcome:
     body = snap.body
+    status = body.get("status") or {}
     try:
         pool = parse(body)
     except InvalidSpec as err:
@@ -49,31 +77,43 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> list[s
             Cond("Ready", False, "InvalidSpec", str(err)),
             Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems)),
         ])
-        return []
+        return Outcome()
 
     result = sync_children(kube, build_pool_children(pool, settings), snap.children)
     desired, ready = host_counts(snap.children)
     fields: dict[str, Any] = {
         "desiredHosts": desired,
         "readyHosts": ready,
-        "hosts": f"{ready}/{desired}",
         "selector": ",".join(f"{k}={v}" for k, v in host_selector(pool.name).items()),
     }
+    deployment = _deployment(snap.children)
+    if deployment is not None and not result.errors:
+        memory = Memory(surplus_since=parse_time(status.get("surplusSince")))
+        scaled = scale_pool(kube, pool.spec, deployment, snap.pods, memory)
+        decision = scaled.decision
+        fields.update(_scaling_fields(decision, status, scaled.changed, desired))
+        fields["drainingHosts"] = sum(
+            1 for p in snap.pods
+            if "deskfleet.io/draining-since" in (p["metadata"].get("annotations") or {}))
+        if scaled.changed and decision.direction != "none":
+            post_event(kube, body, "Normal",
+                       "ScaledUp" if decision.direction == "up" else "ScaledDown",
+                       decision.reason)
+        desired = decision.replicas
+        fields["desiredHosts"] = desired
+    fields["hosts"] = f"{ready}/{desired}"
+
     if result.errors:
         conds = [Cond("Ready", False, "ApplyFailed", "; ".join(result.errors)),
                  Cond("Progressing", False, "ApplyFailed", ""),
                  Cond("Degraded", True, "ApplyFailed", "; ".join(result.errors))]
-    elif result.applied:
-        conds = [Cond("Ready", ready > 0, "HostsReady" if ready else "Reconciling",
-                      f"{ready} of {desired} hosts ready"),
-                 Cond("Progressing", True, "ChildrenUpdated", ", ".join(result.applied)),
-                 Cond("Degraded", False, "AsExpected", "")]
     else:
         conds = [Cond("Ready", ready > 0, "HostsReady" if ready else "NoHostsReady",
                       f"{ready} of {desired} hosts ready"),
-                 Cond("Progressing", ready < desired,
-                      "HostsStarting" if ready < desired else "Stable",
+                 Cond("Progressing", ready < desired or bool(result.applied),
+                      "HostsStarting" if ready < desired else
+                      ("ChildrenUpdated" if result.applied else "Stable"),
                       f"{desired - ready} hosts starting" if ready < desired else ""),
                  Cond("Degraded", False, "AsExpected", "")]
     write_status(kube, body, fields, conds)
-    return result.errors
+    return Outcome(result.errors, requeue_after=settings.scaling_period_seconds)

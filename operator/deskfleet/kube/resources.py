@@ -35,6 +35,9 @@ class ResourceType:
 
 
 CHILD_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("v1", "ServiceAccount", "serviceaccounts"),
+    ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     ResourceType("v1", "ConfigMap", "configmaps"),
     ResourceType("apps/v1", "Deployment", "deployments"),
     ResourceType("v1", "Service", "services"),

@@ -14,6 +14,9 @@ Pool = Resource[SessionHostPoolSpec]
 HOST_CONTAINER = "session-host"
 CONFIG_MOUNT = "/etc/deskfleet"
 AGENT_PORT = 15090
+TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+PODINFO_MOUNT = "/etc/deskfleet/podinfo"
+DRAIN_MOUNT = "/run/deskfleet"
 
 
 def host_config_name(pool_name: str) -> str:
@@ -82,7 +85,72 @@ def build_host_container(spec: SessionHostPoolSpec) -> dict[str, Any]:
     })
 
 
-def build_deployment(pool: Pool) -> dict[str, Any]:
+def agent_name(pool_name: str) -> str:
+    return f"{pool_name}-agent"
+
+
+def build_agent_container(pool: Pool, settings: Settings) -> dict[str, Any]:
+    def field(path: str) -> dict[str, Any]:
+        return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    return {
+        "name": "deskfleet-agent",
+        "image": pool.spec.agent.image or settings.operator_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["agent", "--port", str(pool.spec.session_port),
+                 "--metrics-port", str(AGENT_PORT)],
+        "env": [{"name": "POD_NAME", **field("metadata.name")},
+                {"name": "POD_NAMESPACE", **field("metadata.namespace")}],
+        "ports": [{"name": "agent-metrics", "containerPort": AGENT_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "agent-metrics"},
+                           "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                      "limits": {"memory": "96Mi"}},
+        "securityContext": {**_restricted_container_security(), "readOnlyRootFilesystem": True},
+        "volumeMounts": [
+            {"name": "agent-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
+            {"name": "podinfo", "mountPath": PODINFO_MOUNT, "readOnly": True},
+            {"name": "drain-notice", "mountPath": DRAIN_MOUNT},
+        ],
+    }
+
+
+def _agent_volumes() -> list[dict[str, Any]]:
+    return [
+        # Only the agent container mounts this token; the session host has none.
+        {"name": "agent-token", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+            {"configMap": {"name": "kube-root-ca.crt",
+                           "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+                "fieldPath": "metadata.namespace"}}]}},
+        ]}},
+        {"name": "podinfo", "downwardAPI": {"items": [
+            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}},
+        {"name": "drain-notice", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+
+
+def build_agent_rbac(pool: Pool) -> list[dict[str, Any]]:
+    """The agent may patch pods in its namespace and nothing else (RBAC cannot name the
+    agent's own pod; the chart's ValidatingAdmissionPolicy narrows it to exactly that)."""
+    name = agent_name(pool.name)
+    labels = {POOL_LABEL: pool.name}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": pool.child_metadata(name, **labels),
+         "automountServiceAccountToken": False},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": pool.child_metadata(name, **labels),
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": pool.child_metadata(name, **labels),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": pool.namespace}]},
+    ]
+
+
+def build_deployment(pool: Pool, settings: Settings) -> dict[str, Any]:
     spec = pool.spec
     placement = spec.placement
     template_labels = {**pool.child_labels(), POOL_LABEL: pool.name, ACCEPTING_LABEL: "true"}
@@ -102,6 +170,12 @@ def build_deployment(pool: Pool) -> dict[str, Any]:
     pod_spec["volumes"] = [
         {"name": "host-config", "configMap": {"name": host_config_name(pool.name)}}
     ]
+    if spec.agent.enabled:
+        pod_spec["serviceAccountName"] = agent_name(pool.name)
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "drain-notice", "mountPath": DRAIN_MOUNT, "readOnly": True})
+        pod_spec["containers"].append(build_agent_container(pool, settings))
+        pod_spec["volumes"] += _agent_volumes()
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -166,6 +240,17 @@ def build_network_policy(pool: Pool, settings: Settings) -> dict[str, Any]:
          "ports": [{"port": p.port, "protocol": p.protocol} for p in b.ports]}
         for b in spec.backends
     ]
+    ingress: list[dict[str, Any]] = [{"from": [gateway_peer],
+                                      "ports": [{"port": spec.session_port, "protocol": "TCP"}]}]
+    if spec.agent.enabled:
+        ingress.append({
+            "from": [{"namespaceSelector": {
+                "matchLabels": dict(settings.monitoring_namespace_labels)}}],
+            "ports": [{"port": AGENT_PORT, "protocol": "TCP"}]})
+        if settings.api_server_cidrs:
+            egress.append({"to": [{"ipBlock": {"cidr": c}} for c in settings.api_server_cidrs],
+                           "ports": [{"port": 443, "protocol": "TCP"},
+                                     {"port": 6443, "protocol": "TCP"}]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -173,9 +258,9 @@ def build_network_policy(pool: Pool, settings: Settings) -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": host_selector(pool.name)},
             "policyTypes": ["Ingress", "Egress"],
-            # Default deny, then: sessions only from the gateway ...
-            "ingress": [{"from": [gateway_peer],
-                         "ports": [{"port": spec.session_port, "protocol": "TCP"}]}],
+            # Default deny, then: sessions only from the gateway (and agent metrics only
+            # from monitoring) ...
+            "ingress": ingress,
             # ... and out only to DNS and the declared backends: data stays server-side.
             "egress": egress,
         },
@@ -186,9 +271,11 @@ def build_pool_children(
     pool: Pool, settings: Settings, apps: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """Every child a pool needs, in apply order (config before the hosts that mount it)."""
+    rbac = build_agent_rbac(pool) if pool.spec.agent.enabled else []
     return [
+        *rbac,
         build_config_map(pool, apps),
-        build_deployment(pool),
+        build_deployment(pool, settings),
         build_service(pool),
         build_pdb(pool),
         build_network_policy(pool, settings),

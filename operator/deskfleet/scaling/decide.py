@@ -171,8 +171,9 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
         delay = parse_duration(scaling.scale_in_delay).total_seconds()
         waited = (now - since).total_seconds()
         if waited < delay:
-            reason = (f"{summary}; surplus of {have - target}, draining after "
-                      f"{scaling.scale_in_delay} (waited {int(waited)}s)")
+            # No running clock in the text: the status must not change every pass.
+            reason = (f"{summary}; surplus of {have - target}, draining once it has lasted "
+                      f"{scaling.scale_in_delay}")
         else:
             order = sorted(active, key=lambda h: (h.ready, h.sessions or 0,
                                                   -h.created_at.timestamp(), h.name))

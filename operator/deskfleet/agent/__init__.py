@@ -1,0 +1,1 @@
+"""`deskfleet agent`: the sidecar that counts a host's live sessions and reports them."""

@@ -1,0 +1,39 @@
+"""The operator's notion of "now" for schedules.
+
+Tests drive the clock instead of sleeping until 08:00: when DESKFLEET_CLOCK_FILE is set,
+the time written in that file (ISO 8601) is the scheduling clock. Production never sets
+it. Freshness of session reports is always judged on the real clock (see
+controllers/scaling.py), so a driven clock cannot make live data look stale.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def real_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def schedule_now() -> datetime:
+    path = os.environ.get("DESKFLEET_CLOCK_FILE")
+    if path and Path(path).exists():
+        text = Path(path).read_text().strip()
+        if text:
+            return datetime.fromisoformat(text).astimezone(UTC)
+    return real_now()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,122 @@
+"""The autoscaler's shell: observe a pool's hosts, ask the pure core, act.
+
+Acting means, in this order: labels on hosts (who accepts new sessions, who is busy and
+so protected by the PodDisruptionBudget, who drains), then the replica count under the
+field manager `deskfleet-autoscaler` (the render never sets it, so the two never fight),
+then deleting exactly the hosts the decision removes, marked first with the lowest pod
+deletion cost so the ReplicaSet controller picks the same ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..agent.reporter import DRAINING_ANNOTATION, REPORTED_AT_ANNOTATION, SESSIONS_ANNOTATION
+from ..api.sessionhostpool import SessionHostPoolSpec
+from ..clock import format_time, parse_time, real_now, schedule_now
+from ..kube.client import Kube
+from ..kube.resources import POD
+from ..render.meta import ACCEPTING_LABEL, BUSY_LABEL
+from ..scaling.decide import Decision, Host, Memory, accepting, decide
+
+log = logging.getLogger(__name__)
+
+AUTOSCALER = "deskfleet-autoscaler"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+VICTIM_COST = "-1000000"
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def host_from_pod(pod: dict[str, Any], now: datetime, real: datetime) -> Host:
+    meta = pod["metadata"]
+    ann = meta.get("annotations") or {}
+    sessions: int | None
+    try:
+        sessions = max(0, int(ann[SESSIONS_ANNOTATION]))
+    except (KeyError, ValueError):
+        sessions = None
+    reported = parse_time(ann.get(REPORTED_AT_ANNOTATION))
+    # Report age is real time; re-base it onto the scheduling clock.
+    reported_at = now - (real - reported) if reported else None
+    return Host(
+        name=meta["name"],
+        created_at=parse_time(meta.get("creationTimestamp")) or now,
+        ready=_ready(pod),
+        sessions=sessions,
+        reported_at=reported_at,
+        draining_since=parse_time(ann.get(DRAINING_ANNOTATION)),
+    )
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    decision: Decision
+    changed: bool
+
+
+def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any],
+               pods: list[dict[str, Any]], memory: Memory) -> ScalingResult:
+    now, real = schedule_now(), real_now()
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    hosts = [host_from_pod(p, now, real) for p in live]
+    current = int((deployment.get("spec") or {}).get("replicas") or 0)
+    decision = decide(spec, hosts, now, memory, current)
+    if spec.scaling.paused:
+        return ScalingResult(decision, False)
+    changed = _label_hosts(kube, spec, live, hosts, decision, now)
+    if decision.replicas != current:
+        meta = deployment["metadata"]
+        kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                    "spec": {"replicas": decision.replicas}}, field_manager=AUTOSCALER)
+        changed = True
+    by_name = {p["metadata"]["name"]: p for p in live}
+    for name in decision.remove:
+        pod = by_name[name]
+        kube.delete(POD, pod["metadata"]["namespace"], name, pod["metadata"].get("uid"))
+        changed = True
+    if changed:
+        log.info("scaled", extra={"pool": deployment["metadata"]["name"],
+                                  "replicas": decision.replicas, "reason": decision.reason})
+    return ScalingResult(decision, changed)
+
+
+def _label_hosts(kube: Kube, spec: SessionHostPoolSpec, pods: list[dict[str, Any]],
+                 hosts: list[Host], decision: Decision, now: datetime) -> bool:
+    changed = False
+    for pod, host in zip(pods, hosts, strict=True):
+        name = host.name
+        draining_since = host.draining_since
+        if name in decision.drain:
+            draining_since = now
+        if name in decision.undrain:
+            draining_since = None
+        view = Host(host.name, host.created_at, host.ready, host.sessions, host.reported_at,
+                    draining_since)
+        busy = host.sessions is None or host.sessions > 0
+        labels = {ACCEPTING_LABEL: str(accepting(view, spec.sessions_per_host)).lower(),
+                  BUSY_LABEL: str(busy).lower()}
+        annotations: dict[str, str | None] = {
+            DRAINING_ANNOTATION: format_time(draining_since) if draining_since else None,
+            DELETION_COST: VICTIM_COST if name in decision.remove else None,
+        }
+        meta = pod["metadata"]
+        have_labels = meta.get("labels") or {}
+        have_ann = meta.get("annotations") or {}
+        patch: dict[str, Any] = {}
+        if any(have_labels.get(k) != v for k, v in labels.items()):
+            patch["labels"] = labels
+        if any(have_ann.get(k) != v for k, v in annotations.items()):
+            patch["annotations"] = annotations
+        if patch:
+            kube.merge_patch(POD, meta["namespace"], name, {"metadata": patch})
+            changed = True
+    return changed
+
