@@ -146,11 +146,16 @@ class Operator:
         self.bed, self.namespace, self.log_path = bed, namespace, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = 0
+        # The scheduling clock; empty means real time (see deskfleet/clock.py).
+        self.clock_file = log_path.parent / "clock"
+        self.clock_file.write_text("")
 
     def start(self) -> None:
         self.liveness_port = free_port()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        env = {**self.bed.env, "DESKFLEET_RESYNC_SECONDS": "600"}
+        env = {**self.bed.env, "DESKFLEET_RESYNC_SECONDS": "600",
+               "DESKFLEET_SCALING_PERIOD_SECONDS": "1",
+               "DESKFLEET_CLOCK_FILE": str(self.clock_file)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskfleet", "run", "--standalone", "-n", self.namespace,
              "--liveness-port", str(self.liveness_port), "--metrics-port", "0"],

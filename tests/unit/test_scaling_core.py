@@ -62,6 +62,15 @@ def test_never_scales_in_on_stale_or_missing_signal() -> None:
     assert "no fresh session report from b" in d.reason
 
 
+def test_unreported_hosts_count_as_full_only_once_they_should_have_reported() -> None:
+    new = [host("a", None, created_h=0.01), host("b", None, created_h=0.01)]
+    assert decide(spec(), new, NOW, Memory(), 2).replicas == 2
+    old = [host("a", None, created_h=1), host("b", None, created_h=1)]
+    assert decide(spec(), old, NOW, Memory(), 2).replicas == 3  # 16 assumed + 4 buffer
+    stale = [host("a", 0, age_s=600), host("b", 0, age_s=600)]
+    assert decide(spec(), stale, NOW, Memory(), 2).replicas == 3
+
+
 def test_draining_host_with_sessions_stays_until_empty() -> None:
     hosts = [host("a", 2), host("b", 3, draining_for=3600)]
     d = decide(spec(), hosts, NOW, Memory(), 2)

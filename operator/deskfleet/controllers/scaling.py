@@ -42,15 +42,16 @@ def host_from_pod(pod: dict[str, Any], now: datetime, real: datetime) -> Host:
         sessions = max(0, int(ann[SESSIONS_ANNOTATION]))
     except (KeyError, ValueError):
         sessions = None
+    # What the cluster records is real time; re-base it onto the scheduling clock so ages
+    # stay true when tests drive that clock (in production the two are the same).
     reported = parse_time(ann.get(REPORTED_AT_ANNOTATION))
-    # Report age is real time; re-base it onto the scheduling clock.
-    reported_at = now - (real - reported) if reported else None
+    created = parse_time(meta.get("creationTimestamp"))
     return Host(
         name=meta["name"],
-        created_at=parse_time(meta.get("creationTimestamp")) or now,
+        created_at=now - (real - created) if created else now,
         ready=_ready(pod),
         sessions=sessions,
-        reported_at=reported_at,
+        reported_at=now - (real - reported) if reported else None,
         draining_since=parse_time(ann.get(DRAINING_ANNOTATION)),
     )
 

@@ -7,8 +7,9 @@ The rules, in the order they are applied:
    is the phase's if it sets one, else the pool's, else 2 slots. Everything is capped at
    `maxHosts`, which counts every host including draining ones.
 3. Hosts needed = ceil((sessions on serving hosts + buffer) / sessionsPerHost), at
-   least the floor. A ready host whose report is missing or older than `signalMaxAge`
-   counts as full: missing data can only make the pool bigger.
+   least the floor. A ready host whose report is older than `signalMaxAge`, or that has
+   run that long without ever reporting, counts as full: missing data can only make the
+   pool bigger. (A host younger than that with no report yet has just started: empty.)
 4. Short of hosts: first put draining hosts back into service (they are warm and hold
    sessions), then add hosts, at most `maxScaleOutStep` at a time.
 5. Surplus: only if every ready host's signal is fresh, and only once the surplus has
@@ -101,6 +102,8 @@ def _load(host: Host, now: datetime, max_age: float, per_host: int) -> int:
         return 0  # sessions only land on ready hosts
     if host.fresh(now, max_age):
         return host.sessions or 0
+    if host.reported_at is None and (now - host.created_at).total_seconds() <= max_age:
+        return 0  # just started; its agent has not reported yet
     return per_host  # unknown: assume full, so missing data never shrinks the pool
 
 
