@@ -28,6 +28,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CRDS = REPO / "crds"
 EXAMPLES = REPO / "examples"
+AUTH_URL = "https://auth.northgate.example/oauth2/auth"
+AUTH_URL_MFA = "https://auth-mfa.northgate.example/oauth2/auth"
 
 
 def _load_testbed_module() -> Any:
@@ -153,14 +155,21 @@ class Operator:
     def start(self) -> None:
         self.liveness_port = free_port()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        env = {**self.bed.env, "DESKFLEET_RESYNC_SECONDS": "600",
-               "DESKFLEET_SCALING_PERIOD_SECONDS": "1",
-               "DESKFLEET_CLOCK_FILE": str(self.clock_file)}
+        env = {**self.bed.env, **self.settings_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskfleet", "run", "--standalone", "-n", self.namespace,
              "--liveness-port", str(self.liveness_port), "--metrics-port", "0"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_until(self.live, timeout=30, what="operator /healthz")
+
+    @property
+    def settings_env(self) -> dict[str, str]:
+        """The operator's DESKFLEET_* settings in these tests."""
+        return {"DESKFLEET_RESYNC_SECONDS": "600",
+                "DESKFLEET_SCALING_PERIOD_SECONDS": "1",
+                "DESKFLEET_CLOCK_FILE": str(self.clock_file),
+                "DESKFLEET_AUTH_URL": AUTH_URL, "DESKFLEET_AUTH_URL_MFA": AUTH_URL_MFA,
+                "DESKFLEET_AUTH_SIGNIN": "https://auth.northgate.example/oauth2/start"}
 
     def live(self) -> bool:
         try:

@@ -82,6 +82,54 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from .policy import Request, evaluate, who_can_open
+    from .policy.explain import (
+        decision_to_dict,
+        format_decision,
+        format_who_can_open,
+        rows_to_dict,
+    )
+    from .policy.sources import from_cluster, from_files, split
+
+    try:
+        if args.filename:
+            bodies = from_files([Path(f) for f in args.filename])
+        else:
+            if not args.namespace:
+                print("error: give -f FILE, or -n NAMESPACE to ask the cluster",
+                      file=sys.stderr)
+                return 2
+            bodies = from_cluster(args.namespace)
+        policies, apps, namespace = split(bodies, args.namespace)
+    except manifests.ManifestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    app = args.app or args.who_can_open
+    if app not in apps:
+        print(f"error: no PublishedApp {app!r} in namespace {namespace}", file=sys.stderr)
+        return 2
+    if args.who_can_open:
+        rows = who_can_open(policies, app, apps[app])
+        print(json.dumps(rows_to_dict(rows), indent=2) if args.json
+              else format_who_can_open(app, rows))
+        return 0
+    try:
+        when = datetime.fromisoformat(args.time) if args.time else datetime.now(UTC)
+        request = Request(user=args.user, groups=frozenset(args.group), source_ip=args.ip,
+                          country=args.country, mfa=args.mfa, time=when)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    decision = evaluate(policies, app, apps[app], request)
+    print(json.dumps(decision_to_dict(decision, request), indent=2) if args.json
+          else format_decision(decision, request))
+    return 0 if decision.allowed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deskfleet",
@@ -126,6 +174,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="report at least this often even if unchanged (seconds)")
     agent.add_argument("--metrics-port", type=int, default=15090, help="0 to disable")
     agent.set_defaults(func=_cmd_agent)
+
+    explain = sub.add_parser(
+        "explain", help="may this user open this app, with which controls, and why; "
+        "or who can open an app")
+    source = explain.add_argument_group("where the policies come from")
+    source.add_argument("-f", "--filename", action="append", default=[],
+                        help="YAML files or directories (repeatable); else the cluster")
+    source.add_argument("-n", "--namespace", help="the namespace of the app")
+    question = explain.add_mutually_exclusive_group(required=True)
+    question.add_argument("--app", help="the PublishedApp to open")
+    question.add_argument("--who-can-open", metavar="APP", help="the reverse view")
+    explain.add_argument("--user", default="", help="user name or e-mail")
+    explain.add_argument("--group", action="append", default=[], help="a group (repeatable)")
+    explain.add_argument("--ip", default="127.0.0.1", help="the client's source address")
+    explain.add_argument("--country", help="ISO 3166 country of the source address")
+    explain.add_argument("--mfa", action="store_true", help="the user completed MFA")
+    explain.add_argument("--time", help="ISO 8601 with offset (default: now)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(func=_cmd_explain)
+
+    from .simulation import add_arguments as add_simulation_arguments
+    from .simulation import run_cli as run_simulation
+
+    simulate = sub.add_parser(
+        "simulate", help="a simulated hospital day: deskfleet's autoscaling against static "
+        "peak sizing, an HPA-style autoscaler and the clairvoyant bound")
+    add_simulation_arguments(simulate)
+    simulate.set_defaults(func=run_simulation)
 
     render = sub.add_parser(
         "render", help="print the manifests the operator would create, offline")

@@ -34,6 +34,16 @@ class Settings(BaseModel):
     monitoring_namespace_labels: dict[str, str] = Field(
         default_factory=lambda: {"kubernetes.io/metadata.name": "monitoring"})
     """Where Prometheus runs; it may scrape the agents' metrics port."""
+    auth_url: str = ""
+    """The authenticating proxy's check endpoint, e.g. oauth2-proxy's
+    `https://auth.example.org/oauth2/auth`. Routes then admit only the groups and users
+    the access policies allow (oauth2-proxy's `allowed_groups`/`allowed_emails`)."""
+    auth_url_mfa: str = ""
+    """A second proxy endpoint that only passes users who completed MFA (e.g. an
+    oauth2-proxy in front of an IdP client that demands an MFA `acr`); used for apps
+    whose every allowing policy requires MFA."""
+    auth_signin: str = ""
+    """Where the proxy sends users to sign in, e.g. `https://auth.example.org/oauth2/start`."""
     catalog_name: str = "deskfleet-catalog"
     """The name of the per-namespace catalog ConfigMap."""
     resync_seconds: float = 300.0

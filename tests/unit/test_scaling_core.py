@@ -100,6 +100,13 @@ def test_removal_waits_while_another_host_is_not_ready() -> None:
     assert d.remove == () and "waits" in d.reason
 
 
+def test_a_full_pool_always_grows_even_without_a_buffer() -> None:
+    hosts = [host("a", 8), host("b", 8)]
+    assert decide(spec(bufferSessions=0), hosts, NOW, Memory(), 2).replicas == 3
+    assert decide(spec(bufferSessions=None, bufferPercent=0), hosts, NOW, Memory(),
+                  2).replicas == 3
+
+
 def test_paused_changes_nothing() -> None:
     hosts = [host(f"h{i}", 8) for i in range(3)]
     d = decide(spec(paused=True), hosts, NOW, Memory(), 3)

@@ -10,6 +10,7 @@ from ..conditions import Cond
 from ..kube.client import Kube, KubeError
 from ..kube.compare import needs_apply
 from ..kube.resources import BY_KIND
+from ..policy.enforcement import access_for, allowed_by, valid_policies
 from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, catalog_entry
 from ..render.catalog import build_catalog
 from ..settings import Settings
@@ -25,6 +26,7 @@ class AppSnapshot:
     pool: dict[str, Any] | None
     pool_children: list[dict[str, Any]]
     children: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
 
 
 def pool_facts(name: str, pool_body: dict[str, Any] | None,
@@ -60,8 +62,7 @@ def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str]) -> 
     return [ready, Cond("Degraded", False, "AsExpected", "")]
 
 
-def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
-                  access: RouteAccess | None = None) -> Outcome:
+def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
     body = snap.body
     try:
         app = parse(body)
@@ -70,13 +71,15 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
                                       Cond("Degraded", True, "InvalidSpec",
                                            "; ".join(err.problems))])
         return Outcome()
-    access = access or RouteAccess()
+    policies = valid_policies(snap.policies)
+    access = access_for(policies, app.name, app.labels, settings)
     facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
     desired = build_app_children(app, facts, access)
     result = sync_children(kube, desired, snap.children)
     route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
-                              "route": route}
+                              "route": route,
+                              "allowedBy": allowed_by(policies, app.name, app.labels)}
     write_status(kube, body, fields, app_conditions(facts, access, result.errors))
     return Outcome(result.errors)
 
@@ -87,10 +90,12 @@ class CatalogSnapshot:
     apps: list[dict[str, Any]]
     pools: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
     live: dict[str, Any] | None
+    policies: list[dict[str, Any]]
 
 
 def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> Outcome:
     entries = []
+    policies = valid_policies(snap.policies)
     for body in snap.apps:
         try:
             app = parse(body)
@@ -100,7 +105,8 @@ def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> 
         facts = pool_facts(app.spec.pool_ref.name, pool_body, pool_children)
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in (body.get("status") or {}).get("conditions") or [])
-        entries.append(catalog_entry(app, facts, ready=ready))
+        access = access_for(policies, app.name, app.labels, settings)
+        entries.append(catalog_entry(app, facts, ready=ready, access=access))
     desired = build_catalog(snap.namespace, settings.catalog_name, entries)
     configmap = BY_KIND[("v1", "ConfigMap")]
     try:

@@ -114,6 +114,8 @@ class Cache:
         for kind, index in (("SessionHostPool", POOLS), ("PublishedApp", APPS)):
             out += [(kind, ns, name) for (ns, name), store in
                     list(self.indexes[index].items()) if store]
+        out += [("AccessPolicy", ns, p["metadata"]["name"]) for ns, store in
+                list(self.indexes[POLICIES].items()) for p in store]
         namespaces = {ns for (_, ns, _) in out}
         out += [("catalog", ns, "") for ns in sorted(namespaces)]
         return out

@@ -23,6 +23,7 @@ from ..settings import Settings
 from . import cache as c
 from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
 from .outcome import Outcome
+from .policies import PolicySnapshot, reconcile_policy
 from .pools import PoolSnapshot, reconcile_pool
 from .queue import WorkQueue
 
@@ -134,9 +135,31 @@ def pool_event(namespace: str | None, name: str, **kwargs: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "publishedapps")
-def app_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+def app_event(namespace: str | None, name: str, spec: kopf.Spec, **kwargs: Any) -> None:
     assert namespace
-    enqueue(kwargs, ("PublishedApp", namespace, name), ("catalog", namespace, ""))
+    RUNTIME.cache.bind(kwargs)
+    pool = (spec.get("poolRef") or {}).get("name", "")
+    enqueue(kwargs, ("PublishedApp", namespace, name), ("catalog", namespace, ""),
+            ("SessionHostPool", namespace, pool), *_policy_keys(namespace))
+
+
+@kopf.on.event(GROUP, VERSION, "accesspolicies")
+def policy_event(namespace: str | None, **kwargs: Any) -> None:
+    """A policy change can open or close any app's route, change any pool's host config,
+    and any other policy's conflicts: re-check the whole namespace (unchanged objects cost
+    no request)."""
+    assert namespace
+    RUNTIME.cache.bind(kwargs)
+    cache = RUNTIME.cache
+    enqueue(kwargs, ("catalog", namespace, ""), *_policy_keys(namespace),
+            *[("PublishedApp", namespace, a["metadata"]["name"]) for a in cache.apps_in(namespace)],
+            *[("SessionHostPool", namespace, p["metadata"]["name"])
+              for p in cache.pools_in(namespace)])
+
+
+def _policy_keys(namespace: str) -> list[tuple[str, str, str]]:
+    return [("AccessPolicy", namespace, p["metadata"]["name"])
+            for p in RUNTIME.cache.policies_in(namespace)]
 
 
 def _child_event(body: kopf.Body, **kwargs: Any) -> None:
@@ -177,8 +200,11 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         body = cache.pool(namespace, name)
         if body is None:
             return None  # deleted: the garbage collector removes its children
+        apps = [a for a in (cache.app(namespace, n) for n in cache.apps_of_pool(namespace, name))
+                if a is not None]
         pool_snap = PoolSnapshot(body, cache.children(namespace, kind, name),
-                                 cache.pods(namespace, name))
+                                 cache.pods(namespace, name), apps,
+                                 cache.policies_in(namespace))
         return lambda: reconcile_pool(kube, settings, pool_snap)
     if kind == "PublishedApp":
         body = cache.app(namespace, name)
@@ -188,15 +214,23 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         app_snap = AppSnapshot(
             body=body, pool=cache.pool(namespace, pool_name),
             pool_children=cache.children(namespace, "SessionHostPool", pool_name),
-            children=cache.children(namespace, kind, name))
+            children=cache.children(namespace, kind, name),
+            policies=cache.policies_in(namespace))
         return lambda: reconcile_app(kube, settings, app_snap)
     if kind == "catalog":
         pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",
                                                              p["metadata"]["name"]))
                  for p in cache.pools_in(namespace)}
         cat_snap = CatalogSnapshot(namespace, cache.apps_in(namespace), pools,
-                                   cache.catalog(namespace))
+                                   cache.catalog(namespace), cache.policies_in(namespace))
         return lambda: reconcile_catalog(kube, settings, cat_snap)
+    if kind == "AccessPolicy":
+        body = next((p for p in cache.policies_in(namespace)
+                     if p["metadata"]["name"] == name), None)
+        if body is None:
+            return None
+        pol_snap = PolicySnapshot(body, cache.apps_in(namespace), cache.policies_in(namespace))
+        return lambda: reconcile_policy(kube, settings, pol_snap)
     return None
 
 

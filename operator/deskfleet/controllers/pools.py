@@ -10,6 +10,7 @@ from ..api.parse import InvalidSpec, parse
 from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
 from ..kube.client import Kube
+from ..policy.enforcement import app_labels, app_session_config, valid_policies
 from ..render.pool import build_pool_children, host_selector
 from ..scaling.decide import Decision, Memory
 from ..settings import Settings
@@ -25,6 +26,8 @@ class PoolSnapshot:
     body: dict[str, Any]
     children: list[dict[str, Any]]
     pods: list[dict[str, Any]] = field(default_factory=list)
+    apps: list[dict[str, Any]] = field(default_factory=list)  # the apps on this pool
+    policies: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _deployment(children: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -79,7 +82,11 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
         ])
         return Outcome()
 
-    result = sync_children(kube, build_pool_children(pool, settings), snap.children)
+    policies = valid_policies(snap.policies)
+    apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
+                                                      app_labels(a))
+            for a in snap.apps}
+    result = sync_children(kube, build_pool_children(pool, settings, apps), snap.children)
     desired, ready = host_counts(snap.children)
     fields: dict[str, Any] = {
         "desiredHosts": desired,

@@ -35,6 +35,8 @@ from .gateway import route_access, who_can_open
 from .model import NO_POLICY_MATCHED, Decision, Match, Outcome, Request
 from .selection import app_selected, covering, ordered
 
+# The building blocks live in their own modules; they are re-exported here so that callers
+# (controllers, CLI) import the whole evaluation API from this one module.
 __all__ = [
     "app_selected",
     "covering",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from ..api.publishedapp import PublishedAppSpec
+from ..settings import Settings
 from .meta import APP_LABEL, POOL_LABEL, Resource
 
 App = Resource[PublishedAppSpec]
@@ -49,6 +51,30 @@ def app_url(spec: PublishedAppSpec) -> str:
 def route_open(pool: PoolFacts, access: RouteAccess) -> bool:
     """A route exists only when it leads somewhere and someone may use it."""
     return pool.exists and pool.ready and access.open
+
+
+AUTH_RESPONSE_HEADERS = "X-Auth-Request-User,X-Auth-Request-Email,X-Auth-Request-Groups"
+
+
+def auth_annotations(access: RouteAccess, settings: Settings) -> dict[str, str]:
+    """ingress-nginx external auth through an oauth2-proxy-style endpoint: the proxy
+    admits only the allowed groups and users (its `allowed_groups`/`allowed_emails`
+    query convention); apps that demand MFA go through the MFA-enforcing endpoint."""
+    base = settings.auth_url_mfa if access.require_mfa and settings.auth_url_mfa else \
+        settings.auth_url
+    if not base:
+        return {}
+    query = {}
+    if access.allowed_groups:
+        query["allowed_groups"] = ",".join(access.allowed_groups)
+    if access.allowed_users:
+        query["allowed_emails"] = ",".join(access.allowed_users)
+    url = f"{base}?{urlencode(query)}" if query else base
+    annotations = {f"{NGINX}auth-url": url,
+                   f"{NGINX}auth-response-headers": AUTH_RESPONSE_HEADERS}
+    if settings.auth_signin:
+        annotations[f"{NGINX}auth-signin"] = settings.auth_signin + "?rd=$escaped_request_uri"
+    return annotations
 
 
 def _ingress_annotations(app: App, access: RouteAccess) -> dict[str, str]:
@@ -107,8 +133,14 @@ def build_http_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str
     if gw.parent_ref.section_name:
         parent["sectionName"] = gw.parent_ref.section_name
     metadata = app.child_metadata(app.name, **{APP_LABEL: app.name, POOL_LABEL: pool.name})
-    if access.extra_annotations:
-        metadata["annotations"] = dict(access.extra_annotations)
+    # Gateway API has no portable external-auth or source-range field yet: the access
+    # facts are recorded for the Gateway implementation's policy to act on.
+    metadata["annotations"] = {
+        "deskfleet.io/allowed-groups": ",".join(access.allowed_groups),
+        "deskfleet.io/allowed-users": ",".join(access.allowed_users),
+        "deskfleet.io/source-ranges": ",".join(access.source_ranges),
+        "deskfleet.io/require-mfa": str(access.require_mfa).lower(),
+    }
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",

@@ -2,7 +2,9 @@
 
 Offline there is no cluster to ask whether a pool has ready hosts, so pools declared in
 the files count as ready; an app whose pool is not in the files gets no route, exactly
-as the operator would do for a missing pool.
+as the operator would do for a missing pool. Access policies in the files are enforced
+as the operator enforces them, and the DESKFLEET_* settings are read from the
+environment as the operator reads them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from ..api.parse import InvalidSpec, parse
 from ..manifests import ManifestError, load_paths
+from ..policy.enforcement import access_for, app_session_config
 from ..settings import Settings
 from .app import PoolFacts, build_app_children, catalog_entry
 from .catalog import build_catalog
@@ -24,7 +27,7 @@ OFFLINE_UID = "00000000-0000-0000-0000-000000000000"
 
 def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = None
                    ) -> list[dict[str, Any]]:
-    settings = settings or Settings()
+    settings = settings or Settings.from_env()
     resources: list[Resource[Any]] = []
     for body in bodies:
         if not str(body.get("apiVersion", "")).startswith("deskfleet.io/"):
@@ -36,11 +39,19 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
             raise ManifestError(str(err)) from err
 
     pools = {(r.namespace, r.name): r for r in resources if r.kind == "SessionHostPool"}
+    apps = [r for r in resources if r.kind == "PublishedApp"]
+    policies: dict[str, list[Any]] = defaultdict(list)
+    for r in resources:
+        if r.kind == "AccessPolicy":
+            policies[r.namespace].append(r)
     out: list[dict[str, Any]] = []
     for pool in pools.values():
-        out += build_pool_children(pool, settings)
+        config = {a.name: app_session_config(policies[a.namespace], a.name, a.labels)
+                  for a in apps if a.namespace == pool.namespace
+                  and a.spec.pool_ref.name == pool.name}
+        out += build_pool_children(pool, settings, config)
     catalogs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for app in (r for r in resources if r.kind == "PublishedApp"):
+    for app in apps:
         pool_res = pools.get((app.namespace, app.spec.pool_ref.name))
         facts = PoolFacts(
             name=app.spec.pool_ref.name,
@@ -49,9 +60,11 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
             port=pool_res.spec.session_port if pool_res else 0,
             protocol=pool_res.spec.protocol if pool_res else "",
         )
-        children = build_app_children(app, facts)
+        access = access_for(policies[app.namespace], app.name, app.labels, settings)
+        children = build_app_children(app, facts, access)
         out += children
-        catalogs[app.namespace].append(catalog_entry(app, facts, ready=bool(children)))
+        catalogs[app.namespace].append(catalog_entry(app, facts, ready=bool(children),
+                                                     access=access))
     for namespace, entries in sorted(catalogs.items()):
         catalog = build_catalog(namespace, settings.catalog_name, entries)
         if catalog:

@@ -4,8 +4,10 @@ The rules, in the order they are applied:
 
 1. `paused`: nothing changes (like KEDA's pause).
 2. The floor is the pool's `minHosts`, raised by the schedule phase in force; the buffer
-   is the phase's if it sets one, else the pool's, else 2 slots. Everything is capped at
-   `maxHosts`, which counts every host including draining ones.
+   is the phase's if it sets one, else the pool's, else 2 slots — and never less than
+   one slot: a logon that finds the pool full is invisible to the agents (it never
+   becomes a session), so a pool with no free slot would never grow. Everything is
+   capped at `maxHosts`, which counts every host including draining ones.
 3. Hosts needed = ceil((sessions on serving hosts + buffer) / sessionsPerHost), at
    least the floor. A ready host whose report is older than `signalMaxAge`, or that has
    run that long without ever reporting, counts as full: missing data can only make the
@@ -90,11 +92,10 @@ def _buffer(spec: SessionHostPoolSpec, phase: PhaseView, sessions: int) -> int:
         slots, percent = phase.buffer_sessions, phase.buffer_percent
     else:
         slots, percent = scaling.buffer_sessions, scaling.buffer_percent
-    if slots is not None:
-        return slots
-    if percent is not None:
-        return math.ceil(sessions * percent / 100)
-    return DEFAULT_BUFFER_SESSIONS
+    if slots is None and percent is None:
+        return DEFAULT_BUFFER_SESSIONS
+    wanted = slots if slots is not None else math.ceil(sessions * (percent or 0) / 100)
+    return max(1, wanted)
 
 
 def _load(host: Host, now: datetime, max_age: float, per_host: int) -> int:

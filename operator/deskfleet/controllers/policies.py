@@ -1,0 +1,81 @@
+"""Reconcile an AccessPolicy's status: what it covers, whether it is in effect, and
+whether it conflicts with another policy. (Its enforcement happens on the apps' routes
+and the pools' host config, which are re-rendered whenever a policy changes.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.parse import InvalidSpec, parse
+from ..conditions import Cond
+from ..kube.client import Kube
+from ..policy.enforcement import Policy, app_labels, valid_policies
+from ..policy.gateway import could_override
+from ..policy.selection import app_selected
+from ..settings import Settings
+from .outcome import Outcome
+from .status import write_status
+
+MAX_LISTED_APPS = 200  # keep status small; appsMatched has the full count
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    body: dict[str, Any]
+    apps: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
+
+
+def _matched(policy: Policy, apps: list[dict[str, Any]]) -> list[str]:
+    return sorted(a["metadata"]["name"] for a in apps
+                  if app_selected(policy.spec, a["metadata"]["name"], app_labels(a)))
+
+
+def conflicts(policy: Policy, others: list[Policy], apps: list[dict[str, Any]]) -> list[str]:
+    """Enforced policies of the same priority and opposite action over shared apps and
+    subjects. Deny still wins; the condition tells the author the outcome may surprise."""
+    if policy.spec.mode != "enforce":
+        return []
+    mine = set(_matched(policy, apps))
+    out = []
+    for other in others:
+        if (other.name == policy.name or other.spec.mode != "enforce"
+                or other.spec.priority != policy.spec.priority
+                or other.spec.action == policy.spec.action):
+            continue
+        deny, allow = (policy, other) if policy.spec.action == "deny" else (other, policy)
+        if mine & set(_matched(other, apps)) and could_override(deny.spec.subjects,
+                                                                allow.spec.subjects):
+            out.append(other.name)
+    return sorted(out)
+
+
+def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot) -> Outcome:
+    body = snap.body
+    try:
+        policy: Policy = parse(body)
+    except InvalidSpec as err:
+        write_status(kube, body, {"inEffect": False}, [
+            Cond("Ready", False, "InvalidSpec", str(err)),
+            Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems))])
+        return Outcome()
+    matched = _matched(policy, snap.apps)
+    in_effect = policy.spec.mode == "enforce"
+    clash = conflicts(policy, valid_policies(snap.policies), snap.apps)
+    fields = {"matchedApps": matched[:MAX_LISTED_APPS], "appsMatched": len(matched),
+              "inEffect": in_effect}
+    ready = Cond("Ready", True, "InEffect" if in_effect else "DryRun",
+                 f"covers {len(matched)} apps" + ("" if in_effect else
+                                                  "; evaluated and reported, never enforced"))
+    if not matched:
+        degraded = Cond("Degraded", True, "SelectsNothing",
+                        "no PublishedApp in the namespace matches spec.apps")
+    elif clash:
+        degraded = Cond("Degraded", True, "ConflictingPolicies",
+                        f"same priority, opposite action, shared apps and subjects: "
+                        f"{', '.join(clash)} (deny wins)")
+    else:
+        degraded = Cond("Degraded", False, "AsExpected", "")
+    write_status(kube, body, fields, [ready, degraded])
+    return Outcome()

@@ -1,0 +1,60 @@
+"""From a namespace's AccessPolicy bodies to what the rendered children enforce: route
+access, the apps' session controls in the hosts' config. Pure; shared by the operator's
+reconcilers and the offline `deskfleet render`, so both produce the same manifests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..api.accesspolicy import AccessPolicySpec
+from ..api.parse import InvalidSpec, parse
+from ..render.app import RouteAccess, auth_annotations
+from ..render.meta import Resource
+from ..settings import Settings
+from .controls import combine_controls
+from .explain import rows_to_dict
+from .gateway import route_access, who_can_open
+from .selection import covering
+
+Policy = Resource[AccessPolicySpec]
+
+
+def valid_policies(bodies: list[dict[str, Any]]) -> list[Policy]:
+    """Policies the operator can act on; invalid ones report themselves in status."""
+    out = []
+    for body in bodies:
+        try:
+            out.append(parse(body))
+        except InvalidSpec:
+            continue
+    return out
+
+
+def app_labels(body: dict[str, Any]) -> dict[str, str]:
+    return dict(body.get("metadata", {}).get("labels") or {})
+
+
+def access_for(policies: list[Policy], app_name: str, labels: dict[str, str],
+               settings: Settings) -> RouteAccess:
+    access = route_access(policies, app_name, labels)
+    return replace(access, extra_annotations=auth_annotations(access, settings))
+
+
+def allowed_by(policies: list[Policy], app_name: str, labels: dict[str, str]) -> list[str]:
+    return sorted(p.name for p in covering(policies, app_name, labels)
+                  if p.spec.mode == "enforce" and p.spec.action == "allow")
+
+
+def app_session_config(policies: list[Policy], app_name: str, labels: dict[str, str]
+                       ) -> dict[str, Any]:
+    """What the hosts' agent and the gateway read for one app: the most restrictive
+    controls across every grant (a safe baseline), and each grant with its conditions so
+    a gateway can apply the controls of the policies that allowed a given request."""
+    allows = [p for p in covering(policies, app_name, labels)
+              if p.spec.mode == "enforce" and p.spec.action == "allow"]
+    baseline = combine_controls([p.spec.session_controls for p in allows]) if allows else None
+    return {
+        "baselineControls": baseline.wire() if baseline else None,
+        "grants": rows_to_dict(who_can_open(policies, app_name, labels)),
+    }

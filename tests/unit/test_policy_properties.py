@@ -1,0 +1,298 @@
+"""Properties of access-policy evaluation over generated policies and requests.
+
+The vocabularies (groups, ranges, countries, labels) are deliberately small so generated
+policies overlap with each other and with requests: most examples exercise real
+interactions between allows, denies and dry-run policies rather than disjoint ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from ipaddress import ip_network
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deskfleet.api.accesspolicy import AccessPolicySpec
+from deskfleet.api.common import WEEKDAYS, parse_duration
+from deskfleet.policy import Decision, Request, evaluate, route_access, who_can_open
+from deskfleet.policy.conditions import normalise_ip
+from deskfleet.policy.controls import PERMISSION_DEFAULTS
+from deskfleet.policy.evaluate import app_selected, policy_applies
+from deskfleet.render.meta import Resource
+
+Policy = Resource[AccessPolicySpec]
+
+PROPERTY = settings(max_examples=200, deadline=None)
+
+GROUPS = ("clinicians", "contractors", "radiologists", "nurses")
+USERS = ("alice", "bob", "carol")
+APP_NAMES = ("epr", "rota", "pacs")
+LABEL_KEYS = ("tier", "data")
+LABEL_VALUES = ("clinical", "office", "patient")
+CIDRS = ("10.0.0.0/8", "10.1.0.0/16", "203.0.113.0/24", "2001:db8::/32")
+IPS = ("10.1.2.3", "10.200.0.1", "203.0.113.7", "198.51.100.9", "2001:db8::1",
+       "::ffff:203.0.113.7")
+COUNTRIES = ("GB", "FR", "KP")
+ZONES = ("UTC", "Europe/London", "America/New_York")
+TIMES = ("00:00", "08:00", "12:00", "18:00", "24:00")
+DURATIONS = ("15m", "30m", "1h", "1h30m", "8h")
+
+# Hypothesis's per-draw overhead, not evaluation, dominates the run time, so a policy is
+# drawn as a handful of integers, each split into mixed-radix digits (one per field).
+# Digit 0 is always the simplest choice, so shrinking still heads for minimal policies.
+
+
+def digits(*bases: int) -> st.SearchStrategy[list[int]]:
+    def split(value: int) -> list[int]:
+        out = []
+        for base in bases:
+            value, digit = divmod(value, base)
+            out.append(digit)
+        return out
+    return st.integers(0, math.prod(bases) - 1).map(split)
+
+
+def subset(items: Sequence[str], mask: int) -> list[str]:
+    return [item for bit, item in enumerate(items) if mask >> bit & 1]
+
+
+def _requirements() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for key in LABEL_KEYS:
+        out += [{"key": key, "operator": "Exists"}, {"key": key, "operator": "DoesNotExist"}]
+        for values in ([v] for v in LABEL_VALUES):
+            out += [{"key": key, "operator": op, "values": values} for op in ("In", "NotIn")]
+        out.append({"key": key, "operator": "In", "values": ["clinical", "office"]})
+    return out
+
+
+SELECTOR_PARTS: list[dict[str, Any]] = (
+    [{}]
+    + [{"matchLabels": {k: v}} for k in LABEL_KEYS for v in LABEL_VALUES]
+    + [{"matchExpressions": [r]} for r in _requirements()]
+)
+WINDOW_BOUNDS = [(a, b) for i, a in enumerate(TIMES) for b in TIMES[i + 1:]]
+CONTROL_FLAGS = ("clipboardToHost", "clipboardToClient", "fileUpload", "fileDownload",
+                 "printing", "recording", "watermark")
+ACTIONS = ("allow", "allow", "deny")
+PRIORITIES = (100, 0, 100, 1000)  # ties on purpose
+MODES = ("enforce", "enforce", "enforce", "dryRun")
+
+who = digits(2 ** len(GROUPS), 2 ** len(USERS))
+which_apps = digits(3, 2 ** len(APP_NAMES) - 1, len(SELECTOR_PARTS), len(SELECTOR_PARTS))
+# Masks have one extra bit: when set the list is empty, so "unset" is as common as "set".
+where = digits(2 ** (len(CIDRS) + 1), 2 ** (len(COUNTRIES) + 1), 2, len(ZONES), 4)
+windows = st.lists(digits(2 ** 7 - 1, len(WINDOW_BOUNDS)), min_size=1, max_size=2)
+controls_digits = digits(3 ** len(CONTROL_FLAGS), len(DURATIONS) + 1, len(DURATIONS) + 1)
+meta = digits(len(ACTIONS), len(PRIORITIES), len(MODES))
+
+
+def half_empty(items: Sequence[str], mask: int) -> list[str]:
+    return subset(items, mask) if mask < 2 ** len(items) else []
+
+
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two selector parts ANDed, as one selector."""
+    expressions = a.get("matchExpressions", []) + b.get("matchExpressions", [])
+    merged = {**a, **b}
+    if expressions:
+        merged["matchExpressions"] = expressions
+    return merged
+
+
+def session_controls(flags: int, idle: int, longest: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in CONTROL_FLAGS:  # per flag a base-3 digit: unset, false, true
+        flags, digit = divmod(flags, 3)
+        if digit:
+            out[name] = digit == 2
+    if idle:
+        out["idleTimeout"] = DURATIONS[idle - 1]
+    if longest:
+        out["maxSessionDuration"] = DURATIONS[longest - 1]
+    return out
+
+
+@st.composite
+def specs(draw: st.DrawFn, action: str | None = None, mode: str | None = None
+          ) -> AccessPolicySpec:
+    groups, users = draw(who)
+    subjects = {"groups": subset(GROUPS, groups), "users": subset(USERS, users)}
+    if not subjects["groups"] and not subjects["users"]:
+        subjects["groups"] = ["clinicians"]  # admission requires at least one subject
+    by, names, part_a, part_b = draw(which_apps)  # by: names, selector, or both
+    apps: dict[str, Any] = {}
+    if by != 1:
+        apps["names"] = subset(APP_NAMES, names + 1)
+    if by != 0:
+        apps["selector"] = merge(SELECTOR_PARTS[part_a], SELECTOR_PARTS[part_b])
+    ranges, countries, mfa, zone, timed = draw(where)
+    conditions = {
+        "sourceRanges": half_empty(CIDRS, ranges),
+        "countries": half_empty(COUNTRIES, countries),
+        "requireMFA": bool(mfa),
+        "timeZone": ZONES[zone],
+        "timeWindows": [{"days": subset(WEEKDAYS, days + 1), "start": WINDOW_BOUNDS[b][0],
+                         "end": WINDOW_BOUNDS[b][1]}
+                        for days, b in (draw(windows) if timed == 3 else [])],
+    }
+    act, priority, mod = draw(meta)
+    return AccessPolicySpec.model_validate({
+        "subjects": subjects, "apps": apps,
+        "action": action or ACTIONS[act], "priority": PRIORITIES[priority],
+        "mode": mode or MODES[mod], "conditions": conditions,
+        "sessionControls": session_controls(*draw(controls_digits)),
+    }, by_alias=True)
+
+
+def as_policy(spec: AccessPolicySpec, name: str) -> Policy:
+    return Resource(kind="AccessPolicy", name=name, namespace="ns", uid="", spec=spec)
+
+
+@st.composite
+def policy_lists(draw: st.DrawFn) -> list[Policy]:
+    drawn = draw(st.lists(specs(), max_size=6))
+    # Names in an order unrelated to the list order, so sorting by name is really tested.
+    numbers = draw(st.permutations(range(len(drawn))))
+    return [as_policy(spec, f"policy-{n}") for spec, n in zip(drawn, numbers, strict=True)]
+
+
+def one_policy(action: str | None = None, mode: str | None = None,
+               name: str = "extra") -> st.SearchStrategy[Policy]:
+    return specs(action=action, mode=mode).map(lambda spec: as_policy(spec, name))
+
+
+requests = st.builds(
+    Request,
+    user=st.sampled_from(USERS),
+    groups=st.integers(0, 15).map(lambda mask: frozenset(subset(GROUPS, mask))),
+    source_ip=st.sampled_from(IPS),
+    country=st.none() | st.sampled_from(COUNTRIES),
+    mfa=st.booleans(),
+    time=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31),
+                      timezones=st.just(UTC)),
+)
+APP_LABELS: list[dict[str, str]] = (
+    [{}]
+    + [{k: v} for k in LABEL_KEYS for v in LABEL_VALUES]
+    + [{"tier": t, "data": "patient"} for t in LABEL_VALUES]
+)
+apps = st.tuples(st.sampled_from(APP_NAMES), st.sampled_from(APP_LABELS))
+
+
+def decide(policies: list[Policy], app: tuple[str, dict[str, str]], req: Request) -> Decision:
+    return evaluate(policies, app[0], app[1], req)
+
+
+def applying(policies: list[Policy], app: tuple[str, dict[str, str]], req: Request,
+             action: str) -> set[str]:
+    """Enforced policies of `action` that cover the app and apply: computed from the
+    building blocks, independently of how evaluate() combines them."""
+    return {p.name for p in policies
+            if p.spec.mode == "enforce" and p.spec.action == action
+            and app_selected(p.spec, *app) and policy_applies(p, req)[0]}
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_deny_always_wins(policies: list[Policy], app: Any, req: Request) -> None:
+    decision = decide(policies, app, req)
+    denies = applying(policies, app, req, "deny")
+    if denies:
+        assert not decision.allowed
+        assert set(decision.decided_by) == denies
+    else:
+        assert decision.allowed == bool(applying(policies, app, req, "allow"))
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests, st.data())
+def test_input_order_never_matters(policies: list[Policy], app: Any, req: Request,
+                                   data: st.DataObject) -> None:
+    shuffled = data.draw(st.permutations(policies))
+    assert decide(shuffled, app, req) == decide(policies, app, req)
+    assert who_can_open(shuffled, *app) == who_can_open(policies, *app)
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests, one_policy(action="allow"))
+def test_adding_an_allow_never_removes_access(policies: list[Policy], app: Any, req: Request,
+                                              allow: Policy) -> None:
+    if decide(policies, app, req).allowed:
+        assert decide([*policies, allow], app, req).allowed
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests, one_policy(action="deny"))
+def test_adding_a_deny_never_grants_access(policies: list[Policy], app: Any, req: Request,
+                                           deny: Policy) -> None:
+    if decide([*policies, deny], app, req).allowed:
+        assert decide(policies, app, req).allowed
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests, one_policy(mode="dryRun"))
+def test_dry_run_policies_never_change_the_decision(policies: list[Policy], app: Any,
+                                                    req: Request, trial: Policy) -> None:
+    before = decide(policies, app, req).outcome
+    assert decide([*policies, trial], app, req).outcome == before
+    enforced_only = [p for p in policies if p.spec.mode == "enforce"]
+    assert decide(enforced_only, app, req).outcome == before
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_every_decision_names_a_policy_or_says_none_matched(policies: list[Policy], app: Any,
+                                                            req: Request) -> None:
+    decision = decide(policies, app, req)
+    assert decision.decided_by or "no policy matched" in decision.reason
+    by_name = {m.policy: m for m in decision.matches}
+    for name in decision.decided_by:
+        assert by_name[name].applies and by_name[name].enforced
+    ranks = [(-m.priority, m.policy) for m in decision.matches]
+    assert ranks == sorted(ranks)
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_controls_are_the_most_restrictive_of_the_allows(policies: list[Policy], app: Any,
+                                                         req: Request) -> None:
+    decision = decide(policies, app, req)
+    if decision.controls is None:
+        return
+    grants = [p.spec.session_controls for p in policies if p.name in decision.decided_by]
+    for name, default in PERMISSION_DEFAULTS.items():
+        values = {getattr(g, name) for g in grants} - {None}
+        expected = (True in values and False not in values) if values else default
+        assert getattr(decision.controls, name) is expected, name
+    for name in ("recording", "watermark"):
+        assert getattr(decision.controls, name) is any(getattr(g, name) for g in grants)
+    idle = [parse_duration(g.idle_timeout).total_seconds() for g in grants if g.idle_timeout]
+    assert decision.controls.idle_timeout_seconds == (min(idle) if idle else None)
+
+
+@PROPERTY
+@given(policy_lists(), apps, st.data())
+def test_route_access_is_order_independent(policies: list[Policy], app: Any,
+                                           data: st.DataObject) -> None:
+    shuffled = data.draw(st.permutations(policies))
+    assert route_access(shuffled, *app) == route_access(policies, *app)
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_route_never_blocks_an_allowed_request(policies: list[Policy], app: Any,
+                                               req: Request) -> None:
+    """The static fence is necessary, never stricter than the decision it fronts."""
+    if not decide(policies, app, req).allowed:
+        return
+    access = route_access(policies, *app)
+    assert access.open
+    assert req.user in access.allowed_users or req.groups & set(access.allowed_groups)
+    if access.source_ranges:
+        assert any(normalise_ip(req.source_ip) in ip_network(r) for r in access.source_ranges)
+    assert req.mfa or not access.require_mfa
