@@ -59,6 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
         verbose=args.verbose,
+        bind_address=args.bind_address,
     )
 
 
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="port of the /healthz endpoint (0 to disable)")
     run.add_argument("--metrics-port", type=int, default=9090,
                      help="port of the Prometheus /metrics endpoint (0 to disable)")
+    run.add_argument("--bind-address", default="127.0.0.1",
+                     help="address of the metrics and health endpoints (0.0.0.0 in a pod)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)
 

@@ -10,6 +10,7 @@ from ..conditions import Cond
 from ..kube.client import Kube, KubeError
 from ..kube.compare import needs_apply
 from ..kube.resources import BY_KIND
+from ..metrics import STATE, AppFacts
 from ..policy.enforcement import access_for, allowed_by, valid_policies
 from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, catalog_entry
 from ..render.catalog import build_catalog
@@ -80,7 +81,9 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
                               "route": route,
                               "allowedBy": allowed_by(policies, app.name, app.labels)}
-    write_status(kube, body, fields, app_conditions(facts, access, result.errors))
+    conditions = app_conditions(facts, access, result.errors)
+    STATE.set_app(app.namespace, app.name, AppFacts(ready=bool(conditions[0].status)))
+    write_status(kube, body, fields, conditions)
     return Outcome(result.errors)
 
 

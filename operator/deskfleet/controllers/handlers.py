@@ -9,6 +9,7 @@ and deleting anything never waits on this operator.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ from typing import Any
 import kopf
 
 from ..kube.client import Kube, load_api_client
+from ..logcontext import CURRENT_OBJECT
+from ..metrics import STATE, observe_reconcile
 from ..render.catalog import CATALOG_COMPONENT
 from ..render.meta import MANAGED_BY, POOL_LABEL
 from ..settings import Settings
@@ -55,7 +58,7 @@ class Runtime:
         self.kube: Kube | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.tasks: list[asyncio.Task[None]] = []
-        self.on_reconciled: Callable[[str, float, bool], None] | None = None
+        self.on_reconciled: Callable[[str, float, bool], None] = observe_reconcile
 
 
 RUNTIME = Runtime()
@@ -199,6 +202,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
     if kind == "SessionHostPool":
         body = cache.pool(namespace, name)
         if body is None:
+            STATE.forget(kind, namespace, name)
             return None  # deleted: the garbage collector removes its children
         apps = [a for a in (cache.app(namespace, n) for n in cache.apps_of_pool(namespace, name))
                 if a is not None]
@@ -209,6 +213,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
     if kind == "PublishedApp":
         body = cache.app(namespace, name)
         if body is None:
+            STATE.forget(kind, namespace, name)
             return None
         pool_name = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
         app_snap = AppSnapshot(
@@ -228,10 +233,16 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         body = next((p for p in cache.policies_in(namespace)
                      if p["metadata"]["name"] == name), None)
         if body is None:
+            STATE.forget(kind, namespace, name)
             return None
         pol_snap = PolicySnapshot(body, cache.apps_in(namespace), cache.policies_in(namespace))
         return lambda: reconcile_policy(kube, settings, pol_snap)
     return None
+
+
+def _object(key: tuple[str, str, str]) -> dict[str, str]:
+    """Log fields naming the object, so every line can be filtered by namespace/name."""
+    return {"kind": key[0], "namespace": key[1], "name": key[2]}
 
 
 async def worker() -> None:
@@ -241,25 +252,28 @@ async def worker() -> None:
         key = await queue.get()
         started = loop.time()
         failed = False
+        CURRENT_OBJECT.set(_object(key))
         try:
             job = job_for(key)
             if job is not None:
-                outcome = await loop.run_in_executor(RUNTIME.executor, job)
+                # The thread runs in a copy of this context, so its log lines name the object.
+                context = contextvars.copy_context()
+                outcome = await loop.run_in_executor(RUNTIME.executor, context.run, job)
                 if outcome.errors:
                     failed = True
                     log.warning("reconcile incomplete, will retry",
-                                extra={"key": "/".join(key), "errors": outcome.errors})
+                                extra={"errors": outcome.errors})
                 elif outcome.requeue_after:
                     queue.add_after(key, outcome.requeue_after)
         except Exception:
             failed = True
-            log.exception("reconcile failed", extra={"key": "/".join(key)})
+            log.exception("reconcile failed")
         finally:
+            CURRENT_OBJECT.set(None)
             delay = queue.done(key, failed=failed)
             if delay:
-                log.info("retrying in %.1fs", delay, extra={"key": "/".join(key)})
-            if RUNTIME.on_reconciled:
-                RUNTIME.on_reconciled(key[0], loop.time() - started, failed)
+                log.info("retrying in %.1fs", delay)
+            RUNTIME.on_reconciled(key[0], loop.time() - started, failed)
 
 
 async def resync() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from ..api.parse import InvalidSpec, parse
 from ..conditions import Cond
 from ..kube.client import Kube
+from ..metrics import STATE, PolicyFacts
 from ..policy.enforcement import Policy, app_labels, valid_policies
 from ..policy.gateway import could_override
 from ..policy.selection import app_selected
@@ -77,5 +78,6 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot) -> Ou
                         f"{', '.join(clash)} (deny wins)")
     else:
         degraded = Cond("Degraded", False, "AsExpected", "")
+    STATE.set_policy(policy.namespace, policy.name, PolicyFacts(enforced=in_effect))
     write_status(kube, body, fields, [ready, degraded])
     return Outcome()

@@ -10,6 +10,7 @@ from ..api.parse import InvalidSpec, parse
 from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
 from ..kube.client import Kube
+from ..metrics import SCALING_DECISIONS, STATE, PoolFacts
 from ..policy.enforcement import app_labels, app_session_config, valid_policies
 from ..render.pool import build_pool_children, host_selector
 from ..scaling.decide import Decision, Memory
@@ -102,7 +103,13 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
         fields["drainingHosts"] = sum(
             1 for p in snap.pods
             if "deskfleet.io/draining-since" in (p["metadata"].get("annotations") or {}))
+        STATE.set_pool(pool.namespace, pool.name, PoolFacts(
+            desired=decision.replicas, ready=ready, draining=fields["drainingHosts"],
+            sessions=decision.sessions, capacity=decision.capacity,
+            phase=decision.phase.name, healthy=ready > 0 and not result.errors,
+            stale_hosts=len(decision.stale)))
         if scaled.changed and decision.direction != "none":
+            SCALING_DECISIONS.labels(pool.namespace, pool.name, decision.direction).inc()
             post_event(kube, body, "Normal",
                        "ScaledUp" if decision.direction == "up" else "ScaledDown",
                        decision.reason)

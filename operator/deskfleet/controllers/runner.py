@@ -6,12 +6,18 @@ import logging
 
 import kopf
 
+from .. import logcontext
+from ..metrics import serve
+
 
 def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
                  metrics_port: int, verbose: bool, bind_address: str = "127.0.0.1") -> int:
     from . import handlers  # noqa: F401 - registers the handlers
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
+    logcontext.install()
+    if metrics_port:
+        serve(metrics_port, bind_address)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     liveness = f"http://{bind_address}:{liveness_port}/healthz" if liveness_port else None

@@ -84,8 +84,7 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
         kube.delete(POD, pod["metadata"]["namespace"], name, pod["metadata"].get("uid"))
         changed = True
     if changed:
-        log.info("scaled", extra={"pool": deployment["metadata"]["name"],
-                                  "replicas": decision.replicas, "reason": decision.reason})
+        log.info("scaled", extra={"replicas": decision.replicas, "reason": decision.reason})
     return ScalingResult(decision, changed)
 
 

@@ -76,7 +76,11 @@ class Decision:
     undrain: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     logoff: tuple[str, ...] = field(default=())  # removed after a forced logoff
-    signal_ok: bool = True
+    stale: tuple[str, ...] = ()  # ready hosts without a fresh report
+
+    @property
+    def signal_ok(self) -> bool:
+        return not self.stale
 
 
 def accepting(host: Host, sessions_per_host: int) -> bool:
@@ -214,4 +218,4 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
         replicas=replicas, direction=direction, reason=reason, phase=phase, memory=memory,
         sessions=known, capacity=capacity, drain=tuple(h.name for h in drain),
         undrain=tuple(h.name for h in undrain), remove=tuple(remove), logoff=tuple(logoff),
-        signal_ok=not stale)
+        stale=tuple(stale))

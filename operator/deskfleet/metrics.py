@@ -1,0 +1,169 @@
+"""Prometheus metrics of the operator.
+
+Per-object figures are kept as the latest facts each reconcile reported and exposed by a
+custom collector, so a deleted pool's series vanish with it instead of lingering at
+their last value. Labels are bounded: namespace and object name, plus small fixed sets
+(kind, direction, state, phase).
+
+Every metric name is listed in METRIC_NAMES; the dashboard and alert rules may use only
+those (a cluster test checks them against a real scrape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry()
+
+RECONCILES = Counter("deskfleet_reconcile", "Reconcile passes by kind and result.",
+                     ["kind", "result"], registry=REGISTRY)
+RECONCILE_ERRORS = Counter("deskfleet_reconcile_errors", "Reconcile passes that failed "
+                           "(retried with backoff).", ["kind"], registry=REGISTRY)
+RECONCILE_SECONDS = Histogram(
+    "deskfleet_reconcile_duration_seconds", "Time a reconcile pass took.", ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+SCALING_DECISIONS = Counter(
+    "deskfleet_pool_scaling_decisions", "Scaling decisions that changed a pool.",
+    ["namespace", "pool", "direction"], registry=REGISTRY)
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    desired: int
+    ready: int
+    draining: int
+    sessions: int
+    capacity: int
+    phase: str
+    healthy: bool  # Ready condition
+    stale_hosts: int
+
+
+@dataclass(frozen=True)
+class AppFacts:
+    ready: bool
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    enforced: bool
+
+
+class _State(Collector):
+    """Latest facts per object; reconcilers set them, deletions forget them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.pools: dict[tuple[str, str], PoolFacts] = {}
+        self.apps: dict[tuple[str, str], AppFacts] = {}
+        self.policies: dict[tuple[str, str], PolicyFacts] = {}
+
+    def set_pool(self, namespace: str, name: str, facts: PoolFacts) -> None:
+        with self._lock:
+            self.pools[(namespace, name)] = facts
+
+    def set_app(self, namespace: str, name: str, facts: AppFacts) -> None:
+        with self._lock:
+            self.apps[(namespace, name)] = facts
+
+    def set_policy(self, namespace: str, name: str, facts: PolicyFacts) -> None:
+        with self._lock:
+            self.policies[(namespace, name)] = facts
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            table: dict[tuple[str, str], object] = {
+                "SessionHostPool": self.pools, "PublishedApp": self.apps,
+                "AccessPolicy": self.policies}.get(kind, {})  # type: ignore[assignment]
+            table.pop((namespace, name), None)
+        if kind == "SessionHostPool":
+            for direction in ("up", "down"):
+                with contextlib.suppress(KeyError):  # never scaled that way
+                    SCALING_DECISIONS.remove(namespace, name, direction)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            pools, apps, policies = dict(self.pools), dict(self.apps), dict(self.policies)
+        hosts = GaugeMetricFamily("deskfleet_pool_hosts", "Session hosts by state.",
+                                  labels=["namespace", "pool", "state"])
+        sessions = GaugeMetricFamily("deskfleet_pool_sessions", "Active sessions.",
+                                     labels=["namespace", "pool"])
+        capacity = GaugeMetricFamily("deskfleet_pool_capacity_sessions",
+                                     "Session slots on ready hosts that accept sessions.",
+                                     labels=["namespace", "pool"])
+        utilization = GaugeMetricFamily("deskfleet_pool_utilization_ratio",
+                                        "Sessions / capacity (0 when there is no capacity).",
+                                        labels=["namespace", "pool"])
+        phase = GaugeMetricFamily("deskfleet_pool_schedule_phase_info",
+                                  "The schedule phase in force (value 1).",
+                                  labels=["namespace", "pool", "phase"])
+        ready = GaugeMetricFamily("deskfleet_pool_ready", "1 when the pool is Ready.",
+                                  labels=["namespace", "pool"])
+        stale = GaugeMetricFamily("deskfleet_pool_stale_hosts",
+                                  "Ready hosts without a fresh session report.",
+                                  labels=["namespace", "pool"])
+        for (ns, name), f in sorted(pools.items()):
+            for state, value in (("desired", f.desired), ("ready", f.ready),
+                                 ("draining", f.draining)):
+                hosts.add_metric([ns, name, state], value)
+            sessions.add_metric([ns, name], f.sessions)
+            capacity.add_metric([ns, name], f.capacity)
+            utilization.add_metric([ns, name], f.sessions / f.capacity if f.capacity else 0)
+            phase.add_metric([ns, name, f.phase], 1)
+            ready.add_metric([ns, name], 1 if f.healthy else 0)
+            stale.add_metric([ns, name], f.stale_hosts)
+        yield from (hosts, sessions, capacity, utilization, phase, ready, stale)
+
+        app_counts = GaugeMetricFamily("deskfleet_apps", "Published apps by state.",
+                                       labels=["namespace", "state"])
+        by_ns: dict[str, list[int]] = {}
+        for (ns, _), a in apps.items():
+            counts = by_ns.setdefault(ns, [0, 0])
+            counts[0] += 1
+            counts[1] += 1 if a.ready else 0
+        for ns, (published, ready_count) in sorted(by_ns.items()):
+            app_counts.add_metric([ns, "published"], published)
+            app_counts.add_metric([ns, "ready"], ready_count)
+        yield app_counts
+
+        policy_counts = GaugeMetricFamily("deskfleet_policies", "Access policies by mode.",
+                                          labels=["namespace", "mode"])
+        by_mode: dict[tuple[str, str], int] = {}
+        for (ns, _), p in policies.items():
+            key = (ns, "enforce" if p.enforced else "dryRun")
+            by_mode[key] = by_mode.get(key, 0) + 1
+        for (ns, mode), count in sorted(by_mode.items()):
+            policy_counts.add_metric([ns, mode], count)
+        yield policy_counts
+
+
+STATE = _State()
+REGISTRY.register(STATE)
+
+METRIC_NAMES = (
+    "deskfleet_reconcile_total", "deskfleet_reconcile_errors_total",
+    "deskfleet_reconcile_duration_seconds_bucket", "deskfleet_reconcile_duration_seconds_sum",
+    "deskfleet_reconcile_duration_seconds_count", "deskfleet_pool_scaling_decisions_total",
+    "deskfleet_pool_hosts", "deskfleet_pool_sessions", "deskfleet_pool_capacity_sessions",
+    "deskfleet_pool_utilization_ratio", "deskfleet_pool_schedule_phase_info",
+    "deskfleet_pool_ready", "deskfleet_pool_stale_hosts", "deskfleet_apps",
+    "deskfleet_policies",
+)
+
+
+def observe_reconcile(kind: str, seconds: float, failed: bool) -> None:
+    RECONCILES.labels(kind, "error" if failed else "success").inc()
+    RECONCILE_SECONDS.labels(kind).observe(seconds)
+    if failed:
+        RECONCILE_ERRORS.labels(kind).inc()
+
+
+def serve(port: int, address: str) -> None:
+    start_http_server(port, addr=address, registry=REGISTRY)
