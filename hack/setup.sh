@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v git >/dev/null || need_apt+=(git)
+command -v promtool >/dev/null || need_apt+=(prometheus)  # alert rule tests, e2e scrape
 if ((${#need_apt[@]})); then
   echo "[setup] installing Debian packages: ${need_apt[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -28,6 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CRDS = REPO / "crds"
 EXAMPLES = REPO / "examples"
+FIXED_TIME = "2026-11-24T11:00:00+00:00"
 AUTH_URL = "https://auth.northgate.example/oauth2/auth"
 AUTH_URL_MFA = "https://auth-mfa.northgate.example/oauth2/auth"
 
@@ -148,17 +149,22 @@ class Operator:
         self.bed, self.namespace, self.log_path = bed, namespace, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = 0
-        # The scheduling clock; empty means real time (see deskfleet/clock.py).
+        self.metrics_port = 0
+        # The scheduling clock (see deskfleet/clock.py), pinned so that schedule phases
+        # do not depend on when the suite runs: a Tuesday 11:00 in London, outside the
+        # example pools' storm and night phases. Tests that need another time write it.
         self.clock_file = log_path.parent / "clock"
-        self.clock_file.write_text("")
+        self.clock_file.write_text(FIXED_TIME)
 
     def start(self) -> None:
         self.liveness_port = free_port()
+        self.metrics_port = free_port()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         env = {**self.bed.env, **self.settings_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskfleet", "run", "--standalone", "-n", self.namespace,
-             "--liveness-port", str(self.liveness_port), "--metrics-port", "0"],
+             "--liveness-port", str(self.liveness_port),
+             "--metrics-port", str(self.metrics_port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_until(self.live, timeout=30, what="operator /healthz")
 

@@ -59,7 +59,9 @@ def test_examples_converge_with_owned_children(bed: Bed, namespace: str,
                what="hosts Running")
     assert pods
     pool = bed.get("shp", "clinical-desktop", namespace)
-    assert pool and pool["status"]["hosts"] == "2/2"  # minHosts 2, nothing reported yet
+    # Tuesday 11:00 (the pinned clock): day-peak phase, minHosts 2, nothing reported yet.
+    assert pool and pool["status"]["hosts"] == "2/2"
+    assert pool["status"]["phase"] == "day-peak"
     assert pool["status"]["observedGeneration"] == pool["metadata"]["generation"]
     app = bed.get("papp", "epr", namespace)
     assert app and app["status"]["url"] == "https://workspace.northgate.example/epr"
