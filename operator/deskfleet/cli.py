@@ -51,8 +51,17 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import socket
+    import uuid
+
     from .controllers.runner import run_operator
 
+    election = None
+    if args.leader_election:
+        namespace = args.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
+        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        election = {"namespace": namespace, "name": args.lease_name, "identity": identity,
+                    "duration": args.lease_duration, "renew": args.lease_duration / 3}
     return run_operator(
         namespaces=args.namespace,
         standalone=args.standalone,
@@ -60,6 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         verbose=args.verbose,
         bind_address=args.bind_address,
+        election=election,
     )
 
 
@@ -144,7 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="watch this namespace (repeatable; glob patterns allowed); "
                      "all namespaces when omitted")
     run.add_argument("--standalone", action="store_true",
-                     help="no peering: act even if another deskfleet is running (dev only)")
+                     help="accepted for compatibility; without --leader-election every "
+                     "process acts (fine for one replica)")
+    run.add_argument("--leader-election", action="store_true",
+                     help="several replicas: only the holder of a Lease acts")
+    run.add_argument("--lease-name", default="deskfleet-leader")
+    run.add_argument("--lease-namespace", default="",
+                     help="where the Lease lives (default: POD_NAMESPACE, else default)")
+    run.add_argument("--lease-duration", type=float, default=15.0,
+                     help="seconds without renewal before a standby takes over")
     run.add_argument("--liveness-port", type=int, default=8080,
                      help="port of the /healthz endpoint (0 to disable)")
     run.add_argument("--metrics-port", type=int, default=9090,

@@ -25,6 +25,7 @@ from ..render.meta import MANAGED_BY, POOL_LABEL
 from ..settings import Settings
 from . import cache as c
 from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
+from .leader import LeaderElector
 from .outcome import Outcome
 from .policies import PolicySnapshot, reconcile_policy
 from .pools import PoolSnapshot, reconcile_pool
@@ -59,6 +60,9 @@ class Runtime:
         self.executor: ThreadPoolExecutor | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.on_reconciled: Callable[[str, float, bool], None] = observe_reconcile
+        # Set by `deskfleet run --leader-election` before Kopf starts.
+        self.election: dict[str, Any] | None = None
+        self.leader: LeaderElector | None = None
 
 
 RUNTIME = Runtime()
@@ -250,6 +254,11 @@ async def worker() -> None:
     queue = RUNTIME.queue
     while True:
         key = await queue.get()
+        if RUNTIME.leader and not RUNTIME.leader.leading.is_set():
+            # A standby keeps its caches warm but never writes; the keys are re-queued
+            # in full when it is elected.
+            queue.done(key)
+            continue
         started = loop.time()
         failed = False
         CURRENT_OBJECT.set(_object(key))
@@ -281,9 +290,7 @@ async def resync() -> None:
     event arrived. Unchanged objects cost no request."""
     while True:
         await asyncio.sleep(RUNTIME.settings.resync_seconds)
-        if RUNTIME.cache.bound:
-            for key in RUNTIME.cache.all_keys():
-                RUNTIME.queue.add(key)
+        _resync_all()
 
 
 @kopf.on.startup()
@@ -301,6 +308,16 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
                                           thread_name_prefix="reconcile")
     RUNTIME.tasks = [asyncio.create_task(worker()) for _ in range(RUNTIME.settings.workers)]
     RUNTIME.tasks.append(asyncio.create_task(resync()))
+    if RUNTIME.election:
+        RUNTIME.leader = LeaderElector(RUNTIME.kube, on_elected=_resync_all,
+                                       **RUNTIME.election)
+        RUNTIME.tasks.append(asyncio.create_task(RUNTIME.leader.run()))
+
+
+def _resync_all() -> None:
+    if RUNTIME.cache.bound:
+        for key in RUNTIME.cache.all_keys():
+            RUNTIME.queue.add(key)
 
 
 @kopf.on.cleanup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import kopf
 
@@ -11,9 +12,11 @@ from ..metrics import serve
 
 
 def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
-                 metrics_port: int, verbose: bool, bind_address: str = "127.0.0.1") -> int:
-    from . import handlers  # noqa: F401 - registers the handlers
+                 metrics_port: int, verbose: bool, bind_address: str = "127.0.0.1",
+                 election: dict[str, Any] | None = None) -> int:
+    from . import handlers  # registers the handlers
 
+    handlers.RUNTIME.election = election
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     logcontext.install()
     if metrics_port:
@@ -24,7 +27,8 @@ def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
-        standalone=standalone,
+        # Replicas coordinate through a Lease (controllers/leader.py), not Kopf peering.
+        standalone=True,
         liveness_endpoint=liveness,
     )
     return 0
