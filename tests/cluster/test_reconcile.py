@@ -215,3 +215,20 @@ def test_offline_render_equals_what_the_operator_created(bed: Bed, namespace: st
         if want["metadata"]["name"] == "deskfleet-catalog":
             continue  # its readiness flags reflect the live cluster
         assert is_subset(want, live), f"{want['kind']}/{want['metadata']['name']} differs"
+
+
+def test_every_rendered_manifest_passes_the_api_servers_schema(bed: Bed, namespace: str,
+                                                               tmp_path) -> None:
+    """The render core's output, offline, validated by the real API server against the
+    schema of each kind, with strict field validation (an unknown field fails)."""
+    manifest = tmp_path / "hospital.yaml"
+    manifest.write_text(yaml.safe_dump_all(example_docs(namespace)))
+    rendered = subprocess.run([sys.executable, "-m", "deskfleet", "render", "-f",
+                               str(manifest)], check=True, capture_output=True,
+                              text=True).stdout
+    proc = bed.kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict",
+                       "-f", "-", stdin=rendered)
+    kinds = {line.split("/")[0].split(".")[0] for line in proc.stdout.splitlines()}
+    assert kinds == {"configmap", "deployment", "service", "poddisruptionbudget",
+                     "networkpolicy", "ingress", "httproute", "serviceaccount", "role",
+                     "rolebinding"}, proc.stdout
