@@ -1,8 +1,9 @@
 """The operator's notion of "now" for schedules.
 
 Tests drive the clock instead of sleeping until 08:00: when DESKFLEET_CLOCK_FILE is set,
-the time written in that file (ISO 8601) is the scheduling clock. Production never sets
-it. Freshness of session reports is always judged on the real clock (see
+the time written in that file (ISO 8601) is what the clock read when the file was
+written, and it runs on in real time from there (so delays still elapse). Production
+never sets it. Freshness of session reports is always judged on the real clock (see
 controllers/scaling.py), so a driven clock cannot make live data look stale.
 """
 
@@ -22,7 +23,8 @@ def schedule_now() -> datetime:
     if path and Path(path).exists():
         text = Path(path).read_text().strip()
         if text:
-            return datetime.fromisoformat(text).astimezone(UTC)
+            written = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
+            return datetime.fromisoformat(text).astimezone(UTC) + (real_now() - written)
     return real_now()
 
 

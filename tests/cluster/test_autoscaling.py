@@ -135,7 +135,13 @@ def test_full_hosts_stop_receiving_sessions_and_the_pool_scales_out_then_in(
     # survive scale-in, the empty ones go.
     agents.set_sessions(first[0], 0)
     agents.set_sessions(first[1], 0)
-    wait_until(lambda: replicas(bed, namespace) == 2, timeout=60, what="scale-in to 2")
+    try:
+        wait_until(lambda: replicas(bed, namespace) == 2, timeout=60, what="scale-in to 2")
+    except AssertionError:
+        status = (bed.get("shp", "desk", namespace) or {}).get("status", {})
+        pods = {p["metadata"]["name"]: p["metadata"].get("annotations") for p in
+                hosts(bed, namespace)}
+        raise AssertionError(f"no scale-in: {status.get('scalingReason')}\n{pods}") from None
     survivors = ready_hosts(bed, namespace, 2)
     assert newcomer in survivors
     events = bed.kubectl("get", "events", "-n", namespace, "--field-selector",

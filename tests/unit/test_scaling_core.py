@@ -52,7 +52,15 @@ def test_surplus_waits_for_the_scale_in_delay() -> None:
     # Eleven minutes on (reports kept fresh by the agents' heartbeats):
     later = decide(spec(), hosts, NOW, Memory(surplus_since=NOW - timedelta(minutes=11)), 3)
     assert later.direction == "down" and later.drain == ("b", "c")  # empties, then by age, name
-    assert set(later.remove) == {"b", "c"}
+    # Never drained and removed in one pass: the Service may still route a logon to them.
+    assert later.remove == ()
+
+
+def test_a_drained_host_goes_only_after_an_empty_report_made_after_the_drain() -> None:
+    just_drained = [host("a", 1), host("b", 0, age_s=5, draining_for=8)]
+    assert decide(spec(), just_drained, NOW, Memory(), 2).remove == ()
+    confirmed = [host("a", 1), host("b", 0, age_s=5, draining_for=20)]
+    assert decide(spec(), confirmed, NOW, Memory(), 2).remove == ("b",)
 
 
 def test_never_scales_in_on_stale_or_missing_signal() -> None:
@@ -187,7 +195,11 @@ def test_guarantees(pool: SessionHostPoolSpec, hosts: list[Host], memory: Memory
     max_wait = scaling.drain.max_wait
     for name in d.remove:
         h = by_name[name]
-        empty = h.fresh(NOW, 120) and h.sessions == 0
+        # Only hosts already draining before this pass; a drained host's "empty" counts
+        # only from a report made after the drain plus the grace.
+        assert h.draining_since is not None
+        empty = (h.fresh(NOW, 120) and h.sessions == 0 and h.reported_at is not None and
+                 (h.reported_at - h.draining_since).total_seconds() >= 10)
         never_ready = not h.ready and h.reported_at is None
         if not (empty or never_ready):
             assert scaling.drain.force_logoff and name in d.logoff

@@ -46,13 +46,14 @@ def host_from_pod(pod: dict[str, Any], now: datetime, real: datetime) -> Host:
     # stay true when tests drive that clock (in production the two are the same).
     reported = parse_time(ann.get(REPORTED_AT_ANNOTATION))
     created = parse_time(meta.get("creationTimestamp"))
+    drained = parse_time(ann.get(DRAINING_ANNOTATION))
     return Host(
         name=meta["name"],
         created_at=now - (real - created) if created else now,
         ready=_ready(pod),
         sessions=sessions,
         reported_at=now - (real - reported) if reported else None,
-        draining_since=parse_time(ann.get(DRAINING_ANNOTATION)),
+        draining_since=now - (real - drained) if drained else None,
     )
 
 
@@ -71,7 +72,7 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
     decision = decide(spec, hosts, now, memory, current)
     if spec.scaling.paused:
         return ScalingResult(decision, False)
-    changed = _label_hosts(kube, spec, live, hosts, decision, now)
+    changed = _label_hosts(kube, spec, live, hosts, decision, real)
     if decision.replicas != current:
         meta = deployment["metadata"]
         kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -89,22 +90,24 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
 
 
 def _label_hosts(kube: Kube, spec: SessionHostPoolSpec, pods: list[dict[str, Any]],
-                 hosts: list[Host], decision: Decision, now: datetime) -> bool:
+                 hosts: list[Host], decision: Decision, real: datetime) -> bool:
+    """`real`: what the cluster records is real time, like every timestamp it holds."""
     changed = False
     for pod, host in zip(pods, hosts, strict=True):
         name = host.name
-        draining_since = host.draining_since
+        recorded = (pod["metadata"].get("annotations") or {}).get(DRAINING_ANNOTATION)
+        draining: str | None = recorded if host.draining_since else None
         if name in decision.drain:
-            draining_since = now
+            draining = format_time(real)
         if name in decision.undrain:
-            draining_since = None
+            draining = None
         view = Host(host.name, host.created_at, host.ready, host.sessions, host.reported_at,
-                    draining_since)
+                    real if draining else None)
         busy = host.sessions is None or host.sessions > 0
         labels = {ACCEPTING_LABEL: str(accepting(view, spec.sessions_per_host)).lower(),
                   BUSY_LABEL: str(busy).lower()}
         annotations: dict[str, str | None] = {
-            DRAINING_ANNOTATION: format_time(draining_since) if draining_since else None,
+            DRAINING_ANNOTATION: draining,
             DELETION_COST: VICTIM_COST if name in decision.remove else None,
         }
         meta = pod["metadata"]

@@ -18,10 +18,13 @@ The rules, in the order they are applied:
    lasted `scaleInDelay`; then the emptiest hosts (not-ready first, then fewest sessions,
    youngest) start draining, at most `maxScaleInStep` at a time. Draining takes a host
    out of the Service; its sessions stay.
-6. A draining host is removed only when it reports zero sessions, or never became ready
-   and never reported — or, if `drain.forceLogoff` is set, once it has drained for
+6. A draining host is removed only when it reports zero sessions in a report made at
+   least DRAIN_GRACE_SECONDS after it started draining (so the Service had time to stop
+   routing logons to it, and any that landed meanwhile are counted), or it never became
+   ready and never reported — or, if `drain.forceLogoff` is set, once it has drained for
    `drain.maxWait` (its users are logged off). A host with sessions, or whose count is
-   unknown, is otherwise never removed.
+   unknown, is otherwise never removed. So a host is never drained and removed in one
+   pass.
 7. Removal lowers the replica count and marks the victims with the lowest pod deletion
    cost; it waits until every other host is ready, because the ReplicaSet controller
    prefers not-ready pods as victims regardless of cost.
@@ -40,6 +43,9 @@ from ..api.sessionhostpool import SessionHostPoolSpec
 from .schedule import PhaseView, active_phase
 
 DEFAULT_BUFFER_SESSIONS = 2
+# Endpoint changes take a moment to reach the gateway; a drained host's "empty" report
+# counts only once it is this much younger than the drain.
+DRAIN_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -113,8 +119,10 @@ def _load(host: Host, now: datetime, max_age: float, per_host: int) -> int:
 
 
 def _removable(host: Host, now: datetime, max_age: float) -> bool:
+    assert host.draining_since is not None
     if host.fresh(now, max_age) and host.sessions == 0:
-        return True
+        assert host.reported_at is not None
+        return (host.reported_at - host.draining_since).total_seconds() >= DRAIN_GRACE_SECONDS
     return not host.ready and host.reported_at is None
 
 
@@ -198,7 +206,6 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     logoff: list[str] = []
     max_wait = parse_duration(scaling.drain.max_wait).total_seconds()
     for host in [*draining, *drained_now]:
-        assert host.draining_since is not None
         if _removable(host, now, max_age):
             remove.append(host.name)
         elif scaling.drain.force_logoff and (
