@@ -206,6 +206,7 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     logoff: list[str] = []
     max_wait = parse_duration(scaling.drain.max_wait).total_seconds()
     for host in [*draining, *drained_now]:
+        assert host.draining_since is not None
         if _removable(host, now, max_age):
             remove.append(host.name)
         elif scaling.drain.force_logoff and (
