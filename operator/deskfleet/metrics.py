@@ -77,6 +77,13 @@ class _State(Collector):
         with self._lock:
             self.policies[(namespace, name)] = facts
 
+    def clear(self) -> None:
+        """A standby reports nothing about objects it does not reconcile."""
+        with self._lock:
+            self.pools.clear()
+            self.apps.clear()
+            self.policies.clear()
+
     def forget(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
             table: dict[tuple[str, str], object] = {

@@ -310,7 +310,7 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
     RUNTIME.tasks.append(asyncio.create_task(resync()))
     if RUNTIME.election:
         RUNTIME.leader = LeaderElector(RUNTIME.kube, on_elected=_resync_all,
-                                       **RUNTIME.election)
+                                       on_deposed=STATE.clear, **RUNTIME.election)
         RUNTIME.tasks.append(asyncio.create_task(RUNTIME.leader.run()))
 
 

@@ -38,10 +38,12 @@ def _parse(text: str | None) -> datetime | None:
 class LeaderElector:
     def __init__(self, kube: Kube, namespace: str, name: str, identity: str,
                  duration: float = 15.0, renew: float = 5.0,
-                 on_elected: Callable[[], None] | None = None) -> None:
+                 on_elected: Callable[[], None] | None = None,
+                 on_deposed: Callable[[], None] | None = None) -> None:
         self.kube, self.namespace, self.name, self.identity = kube, namespace, name, identity
         self.duration, self.renew = duration, renew
         self.on_elected = on_elected
+        self.on_deposed = on_deposed
         self.leading = asyncio.Event()
         self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
 
@@ -115,6 +117,8 @@ class LeaderElector:
                 elif not won and self.leading.is_set():
                     log.warning("lost leadership; standing by")
                     self.leading.clear()
+                    if self.on_deposed:
+                        self.on_deposed()
                 await asyncio.sleep(self.renew if won else self.renew / 2)
         finally:
             if self.leading.is_set():

@@ -1,10 +1,16 @@
 """The autoscaler's shell: observe a pool's hosts, ask the pure core, act.
 
 Acting means, in this order: labels on hosts (who accepts new sessions, who is busy and
-so protected by the PodDisruptionBudget, who drains), then the replica count under the
-field manager `deskfleet-autoscaler` (the render never sets it, so the two never fight),
-then deleting exactly the hosts the decision removes, marked first with the lowest pod
-deletion cost so the ReplicaSet controller picks the same ones.
+so protected by the PodDisruptionBudget, who drains), then removals, then the replica
+count under the field manager `deskfleet-autoscaler` (the render never sets it, so the
+two never fight).
+
+Removal takes two passes, so the ReplicaSet controller's choice is always ours: hosts
+with sessions carry a high pod deletion cost all the time (the ReplicaSet weighs cost
+before anything else among running pods, e.g. before how crowded their node is); the
+hosts to remove are first marked with the lowest cost, and only on a later pass, once
+the mark has been seen, is the replica count lowered — the ReplicaSet deletes the
+marked hosts — and are they deleted by UID as well.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ log = logging.getLogger(__name__)
 AUTOSCALER = "deskfleet-autoscaler"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 VICTIM_COST = "-1000000"
+BUSY_COST = "1000000"  # hosts with sessions (or an unknown count): last to go, always
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -73,14 +80,19 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
     if spec.scaling.paused:
         return ScalingResult(decision, False)
     changed = _label_hosts(kube, spec, live, hosts, decision, real)
-    if decision.replicas != current:
+    by_name = {p["metadata"]["name"]: p for p in live}
+    marked = [n for n in decision.remove
+              if (by_name[n]["metadata"].get("annotations") or {}).get(DELETION_COST)
+              == VICTIM_COST]
+    # Victims marked only now keep their place in the count until the next pass.
+    replicas = decision.replicas + len(decision.remove) - len(marked)
+    if replicas != current:
         meta = deployment["metadata"]
         kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                    "spec": {"replicas": decision.replicas}}, field_manager=AUTOSCALER)
+                    "spec": {"replicas": replicas}}, field_manager=AUTOSCALER)
         changed = True
-    by_name = {p["metadata"]["name"]: p for p in live}
-    for name in decision.remove:
+    for name in marked:
         pod = by_name[name]
         kube.delete(POD, pod["metadata"]["namespace"], name, pod["metadata"].get("uid"))
         changed = True
@@ -108,7 +120,8 @@ def _label_hosts(kube: Kube, spec: SessionHostPoolSpec, pods: list[dict[str, Any
                   BUSY_LABEL: str(busy).lower()}
         annotations: dict[str, str | None] = {
             DRAINING_ANNOTATION: draining,
-            DELETION_COST: VICTIM_COST if name in decision.remove else None,
+            DELETION_COST: VICTIM_COST if name in decision.remove else
+            (BUSY_COST if busy else None),
         }
         meta = pod["metadata"]
         have_labels = meta.get("labels") or {}
