@@ -70,12 +70,25 @@ class ScalingResult:
     changed: bool
 
 
+# The Deployment and the pods arrive on different watch streams, so a pass can see an
+# older replica count than the one this process last wrote: remember what was written
+# (and the generation it produced) and read a stale snapshot through it.
+_written: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def _current_replicas(deployment: dict[str, Any]) -> int:
+    meta = deployment["metadata"]
+    seen = int((deployment.get("spec") or {}).get("replicas") or 0)
+    generation, replicas = _written.get((meta["namespace"], meta["name"]), (0, seen))
+    return replicas if int(meta.get("generation") or 0) < generation else seen
+
+
 def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any],
                pods: list[dict[str, Any]], memory: Memory) -> ScalingResult:
     now, real = schedule_now(), real_now()
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     hosts = [host_from_pod(p, now, real) for p in live]
-    current = int((deployment.get("spec") or {}).get("replicas") or 0)
+    current = _current_replicas(deployment)
     decision = decide(spec, hosts, now, memory, current)
     if spec.scaling.paused:
         return ScalingResult(decision, False)
@@ -84,13 +97,17 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
     marked = [n for n in decision.remove
               if (by_name[n]["metadata"].get("annotations") or {}).get(DELETION_COST)
               == VICTIM_COST]
-    # Victims marked only now keep their place in the count until the next pass.
-    replicas = decision.replicas + len(decision.remove) - len(marked)
+    # Victims marked only now keep their place in the count until the next pass; and the
+    # count only ever goes down by the marked victims, so the ReplicaSet never chooses.
+    replicas = max(decision.replicas + len(decision.remove) - len(marked),
+                   current - len(marked))
     if replicas != current:
         meta = deployment["metadata"]
-        kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                    "spec": {"replicas": replicas}}, field_manager=AUTOSCALER)
+        applied = kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                              "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                              "spec": {"replicas": replicas}}, field_manager=AUTOSCALER)
+        _written[(meta["namespace"], meta["name"])] = (
+            int(applied["metadata"].get("generation") or 0), replicas)
         changed = True
     for name in marked:
         pod = by_name[name]
