@@ -37,13 +37,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 import testbed  # noqa: E402
 
+from deskfleet.agent.sessions import tcp_table  # noqa: E402
 from deskfleet.kube.client import Kube, load_api_client  # noqa: E402
 from deskfleet.kube.resources import POD  # noqa: E402
 from deskfleet.simulation.workload import generate  # noqa: E402
 
 NAMESPACE = "observed-day"
 PORT = 3389
-HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
 QUERIES = {  # the dashboard's "Capacity" row
     "sessions": f'sum(deskfleet_pool_sessions{{namespace="{NAMESPACE}"}})',
     "capacity": f'sum(deskfleet_pool_capacity_sessions{{namespace="{NAMESPACE}"}})',
@@ -95,9 +95,7 @@ class Day:
     def write_table(self, pod: str, sessions: int) -> None:
         table = self.work / "proc" / pod
         table.mkdir(parents=True, exist_ok=True)
-        lines = "".join(f"   {i}: 0100007F:{PORT:04X} 0A00{i:04X}:C000 01 0 0 0\n"
-                        for i in range(sessions))
-        (table / "tcp.tmp").write_text(HEADER + lines)
+        (table / "tcp.tmp").write_text(tcp_table(sessions, PORT))
         (table / "tcp.tmp").rename(table / "tcp")
         if pod not in self.agents:
             self.agents[pod] = subprocess.Popen(

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from deskfleet.agent.sessions import tcp_table
+
 from ..conftest import Bed, Operator, wait_until
 
 PORT = 3389
-HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
 
 
 def pool_manifest(namespace: str, **scaling: Any) -> dict[str, Any]:
@@ -38,9 +39,7 @@ class Agents:
     def set_sessions(self, pod: str, sessions: int) -> None:
         table = self.root / pod
         table.mkdir(parents=True, exist_ok=True)
-        lines = "".join(f"   {i}: 0100007F:{PORT:04X} 0A0000{i:02X}:C000 01 0 0 0\n"
-                        for i in range(sessions))
-        (table / "tcp.tmp").write_text(HEADER + lines)
+        (table / "tcp.tmp").write_text(tcp_table(sessions, PORT))
         (table / "tcp.tmp").rename(table / "tcp")
         if pod not in self.procs:
             self.procs[pod] = subprocess.Popen(

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from deskfleet.agent.sessions import count_sessions
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deskfleet.agent.sessions import count_sessions, tcp_table
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
 
@@ -29,3 +32,9 @@ def test_ipv6_table_counts_too() -> None:
 def test_empty_and_malformed_tables() -> None:
     assert count_sessions([], 3389) == 0
     assert count_sessions([HEADER + "garbage\n"], 3389) == 0
+
+
+@given(st.integers(0, 500), st.integers(1, 65535))
+def test_tcp_table_round_trips(sessions: int, port: int) -> None:
+    assert count_sessions([tcp_table(sessions, port)], port) == sessions
+    assert count_sessions([tcp_table(sessions, port)], port % 65535 + 1) == 0

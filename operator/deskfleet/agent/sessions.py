@@ -26,3 +26,15 @@ def count_sessions(tcp_tables: list[str], port: int) -> int:
             if int(local.rsplit(":", 1)[1], 16) == port:
                 peers.add((local, remote))
     return len(peers)
+
+
+TCP_TABLE_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when "
+                    "retrnsmt   uid\n")
+
+
+def tcp_table(sessions: int, port: int) -> str:
+    """A /proc/net/tcp with `sessions` established connections to `port`: the inverse of
+    count_sessions, for driving real agents in tests and in hack/observed_day.py."""
+    lines = "".join(f"   {i}: 0100007F:{port:04X} 0A{i:06X}:C000 {ESTABLISHED} 0 0 0\n"
+                    for i in range(sessions))
+    return TCP_TABLE_HEADER + lines
