@@ -14,9 +14,10 @@ from ..metrics import serve
 def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
                  metrics_port: int, verbose: bool, bind_address: str = "127.0.0.1",
                  election: dict[str, Any] | None = None) -> int:
-    from . import handlers  # registers the handlers
+    from . import handlers  # noqa: F401 - registers the handlers
+    from .runtime import RUNTIME
 
-    handlers.RUNTIME.election = election
+    RUNTIME.election = election
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
     logcontext.install()
     if metrics_port:

@@ -1,0 +1,40 @@
+"""What the operator process shares between its Kopf handlers and its workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..kube.client import Kube
+from ..metrics import observe_reconcile
+from ..settings import Settings
+from . import cache as c
+from .leader import LeaderElector
+from .queue import WorkQueue
+
+
+class Runtime:
+    """Everything the workers share; one per operator process."""
+
+    def __init__(self) -> None:
+        self.cache = c.Cache()
+        self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue()
+        self.settings = Settings.from_env()
+        self.kube: Kube | None = None
+        self.executor: ThreadPoolExecutor | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.on_reconciled: Callable[[str, float, bool], None] = observe_reconcile
+        # Set by `deskfleet run --leader-election` before Kopf starts.
+        self.election: dict[str, Any] | None = None
+        self.leader: LeaderElector | None = None
+
+
+RUNTIME = Runtime()
+
+
+def enqueue(kwargs: dict[str, Any], *keys: tuple[str, str, str]) -> None:
+    RUNTIME.cache.bind(kwargs)
+    for key in keys:
+        RUNTIME.queue.add(key)

@@ -1,0 +1,122 @@
+"""The workers: take a key, snapshot what it needs from the cache, reconcile it in a
+thread, and requeue it (with backoff on failure, or when the clock matters)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+
+from ..logcontext import CURRENT_OBJECT
+from ..metrics import STATE
+from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
+from .outcome import Outcome
+from .policies import PolicySnapshot, reconcile_policy
+from .pools import PoolSnapshot, reconcile_pool
+from .runtime import RUNTIME
+
+log = logging.getLogger("deskfleet")
+
+Job = Callable[[], Outcome]
+
+
+def job_for(key: tuple[str, str, str]) -> Job | None:
+    """Snapshot what `key` needs (on the event loop) and return the blocking work."""
+    kind, namespace, name = key
+    cache, settings, kube = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube
+    assert kube is not None
+    if kind == "SessionHostPool":
+        body = cache.pool(namespace, name)
+        if body is None:
+            STATE.forget(kind, namespace, name)
+            return None  # deleted: the garbage collector removes its children
+        apps = [a for a in (cache.app(namespace, n) for n in cache.apps_of_pool(namespace, name))
+                if a is not None]
+        pool_snap = PoolSnapshot(body, cache.children(namespace, kind, name),
+                                 cache.pods(namespace, name), apps,
+                                 cache.policies_in(namespace))
+        return lambda: reconcile_pool(kube, settings, pool_snap)
+    if kind == "PublishedApp":
+        body = cache.app(namespace, name)
+        if body is None:
+            STATE.forget(kind, namespace, name)
+            return None
+        pool_name = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
+        app_snap = AppSnapshot(
+            body=body, pool=cache.pool(namespace, pool_name),
+            pool_children=cache.children(namespace, "SessionHostPool", pool_name),
+            children=cache.children(namespace, kind, name),
+            policies=cache.policies_in(namespace))
+        return lambda: reconcile_app(kube, settings, app_snap)
+    if kind == "catalog":
+        pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",
+                                                             p["metadata"]["name"]))
+                 for p in cache.pools_in(namespace)}
+        cat_snap = CatalogSnapshot(namespace, cache.apps_in(namespace), pools,
+                                   cache.catalog(namespace), cache.policies_in(namespace))
+        return lambda: reconcile_catalog(kube, settings, cat_snap)
+    if kind == "AccessPolicy":
+        body = next((p for p in cache.policies_in(namespace)
+                     if p["metadata"]["name"] == name), None)
+        if body is None:
+            STATE.forget(kind, namespace, name)
+            return None
+        pol_snap = PolicySnapshot(body, cache.apps_in(namespace), cache.policies_in(namespace))
+        return lambda: reconcile_policy(kube, settings, pol_snap)
+    return None
+
+
+def _object(key: tuple[str, str, str]) -> dict[str, str]:
+    """Log fields naming the object, so every line can be filtered by namespace/name."""
+    return {"kind": key[0], "namespace": key[1], "name": key[2]}
+
+
+async def worker() -> None:
+    loop = asyncio.get_running_loop()
+    queue = RUNTIME.queue
+    while True:
+        key = await queue.get()
+        if RUNTIME.leader and not RUNTIME.leader.leading.is_set():
+            # A standby keeps its caches warm but never writes; the keys are re-queued
+            # in full when it is elected.
+            queue.done(key)
+            continue
+        started = loop.time()
+        failed = False
+        CURRENT_OBJECT.set(_object(key))
+        try:
+            job = job_for(key)
+            if job is not None:
+                # The thread runs in a copy of this context, so its log lines name the object.
+                context = contextvars.copy_context()
+                outcome = await loop.run_in_executor(RUNTIME.executor, context.run, job)
+                if outcome.errors:
+                    failed = True
+                    log.warning("reconcile incomplete, will retry",
+                                extra={"errors": outcome.errors})
+                elif outcome.requeue_after:
+                    queue.add_after(key, outcome.requeue_after)
+        except Exception:
+            failed = True
+            log.exception("reconcile failed")
+        finally:
+            CURRENT_OBJECT.set(None)
+            delay = queue.done(key, failed=failed)
+            if delay:
+                log.info("retrying in %.1fs", delay)
+            RUNTIME.on_reconciled(key[0], loop.time() - started, failed)
+
+
+async def resync() -> None:
+    """The level-based safety net: every object is re-checked now and then even if no
+    event arrived. Unchanged objects cost no request."""
+    while True:
+        await asyncio.sleep(RUNTIME.settings.resync_seconds)
+        resync_all()
+
+
+def resync_all() -> None:
+    if RUNTIME.cache.bound:
+        for key in RUNTIME.cache.all_keys():
+            RUNTIME.queue.add(key)
