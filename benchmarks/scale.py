@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Hospital-scale benchmark on the real test bed.
+
+Applies POOLS pools, APPS apps and POLICIES policies to a fresh namespace with a fresh
+`deskfleet run` process, and reports: time to full convergence, each app's latency from
+creation to Ready=True (p50/p95/p99, timed by a watch), API requests by verb per object
+(from the API server's own apiserver_request_total), writes during a quiet period after
+convergence, and the operator's peak RSS and CPU time.
+
+    .venv/bin/python benchmarks/scale.py --pools 50 --apps 1000 --policies 200 --runs 3
+
+Each run is a whole new operator process; the figures printed at the end are medians.
+Needs the test bed (`hack/testbed.py up`, reused if running) or KUBECONFIG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "hack"))
+import testbed  # noqa: E402
+
+WRITES = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
+# The kinds the operator writes: other writers (kwok's node leases, namespace cleanup)
+# must not count as the operator's quiet-period writes.
+OPERATOR_RESOURCES = {"configmaps", "deployments", "services", "poddisruptionbudgets",
+                      "networkpolicies", "ingresses", "httproutes", "events", "pods",
+                      "serviceaccounts", "roles", "rolebindings", "sessionhostpools",
+                      "publishedapps", "accesspolicies"}
+
+
+def manifests(ns: str, pools: int, apps: int, policies: int) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for p in range(pools):
+        docs.append({"apiVersion": "deskfleet.io/v1alpha1", "kind": "SessionHostPool",
+                     "metadata": {"name": f"pool-{p}", "namespace": ns},
+                     "spec": {"image": "registry.example/desktop:1", "sessionsPerHost": 8,
+                              "scaling": {"minHosts": 1, "maxHosts": 4}}})
+    for a in range(apps):
+        docs.append({"apiVersion": "deskfleet.io/v1alpha1", "kind": "PublishedApp",
+                     "metadata": {"name": f"app-{a}", "namespace": ns,
+                                  "labels": {"tier": f"tier-{a % 10}"}},
+                     "spec": {"displayName": f"App {a}", "poolRef": {"name": f"pool-{a % pools}"},
+                              "gateway": {"host": "workspace.example.org",
+                                          "path": f"/app-{a}"}}})
+    for i in range(policies):
+        docs.append({"apiVersion": "deskfleet.io/v1alpha1", "kind": "AccessPolicy",
+                     "metadata": {"name": f"policy-{i}", "namespace": ns},
+                     "spec": {"subjects": {"groups": [f"group-{i}"]},
+                              "apps": {"selector": {"matchLabels": {"tier": f"tier-{i % 10}"}}},
+                              "priority": i % 1000}})
+    return docs
+
+
+def request_counts(kubectl: list[str]) -> dict[str, float]:
+    text = subprocess.run([*kubectl, "get", "--raw", "/metrics"], capture_output=True,
+                          text=True, check=True).stdout
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            verb = labels.get("verb", "")
+            value = float(line.rsplit(" ", 1)[1])
+            counts[verb] = counts.get(verb, 0) + value
+            if verb in WRITES and labels.get("resource") in OPERATOR_RESOURCES:
+                counts["operator-writes"] = counts.get("operator-writes", 0) + value
+    return counts
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(peak RSS in MiB, CPU seconds) of a live process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return hwm, (int(fields[11]) + int(fields[12])) / ticks
+
+
+class ReadyWatch(threading.Thread):
+    """Records when each PublishedApp is first seen Ready=True."""
+
+    def __init__(self, kubectl: list[str], ns: str) -> None:
+        super().__init__(daemon=True)
+        self.kubectl, self.ns = kubectl, ns
+        self.ready_at: dict[str, float] = {}
+        self.proc: subprocess.Popen[str] | None = None
+
+    def run(self) -> None:
+        self.proc = subprocess.Popen(
+            [*self.kubectl, "get", "papp", "-n", self.ns, "--watch", "-o", "json",
+             "--output-watch-events"], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout
+        buffer = ""
+        for line in self.proc.stdout:
+            buffer += line
+            if line.rstrip() != "}":
+                continue
+            try:
+                event = json.loads(buffer)
+            except json.JSONDecodeError:
+                continue
+            buffer = ""
+            obj = event.get("object", {})
+            name = obj.get("metadata", {}).get("name")
+            if name and name not in self.ready_at and any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in obj.get("status", {}).get("conditions", [])):
+                self.ready_at[name] = time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+
+
+def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, float]:
+    ns = f"bench-{index}-{int(time.time())}"
+    kubectl = [str(Path(state.bin) / "kubectl"), "--kubeconfig", state.kubeconfig]
+    env = {**os.environ, "KUBECONFIG": state.kubeconfig}
+    subprocess.run([*kubectl, "create", "namespace", ns], check=True, capture_output=True)
+    docs = manifests(ns, args.pools, args.apps, args.policies)
+    port = testbed.free_port()
+    operator = subprocess.Popen(
+        [sys.executable, "-m", "deskfleet", "run", "-n", ns, "--liveness-port", str(port),
+         "--metrics-port", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        watch = ReadyWatch(kubectl, ns)
+        watch.start()
+        time.sleep(1)
+        before = request_counts(kubectl)
+        started = time.monotonic()
+        created: dict[str, float] = {}
+        # Apply in chunks, recording when each app was submitted.
+        for i in range(0, len(docs), 200):
+            chunk = docs[i:i + 200]
+            subprocess.run([*kubectl, "apply", "--server-side", "-f", "-"], check=True,
+                           input=yaml.safe_dump_all(chunk), text=True, capture_output=True)
+            now = time.monotonic()
+            for d in chunk:
+                if d["kind"] == "PublishedApp":
+                    created[d["metadata"]["name"]] = now
+        while len(watch.ready_at) < args.apps and time.monotonic() - started < args.timeout:
+            time.sleep(0.2)
+        converged = time.monotonic() - started
+        after = request_counts(kubectl)
+        time.sleep(args.quiet)
+        quiet = request_counts(kubectl)
+        rss, cpu = proc_stats(operator.pid)
+        watch.stop()
+        latencies = sorted(watch.ready_at[n] - created[n] for n in created if n in watch.ready_at)
+        objects = len(docs)
+
+        def pct(p: float) -> float:
+            return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+        result = {
+            "converged_s": converged, "ready_apps": len(latencies),
+            "p50_s": pct(0.5), "p95_s": pct(0.95), "p99_s": pct(0.99),
+            "peak_rss_mib": rss, "cpu_s": cpu,
+            "quiet_writes": quiet.get("operator-writes", 0) - after.get("operator-writes", 0),
+        }
+        for verb in sorted((set(after) | set(before)) - {"operator-writes"}):
+            delta = after.get(verb, 0) - before.get(verb, 0)
+            if delta:
+                result[f"requests_{verb}_per_object"] = delta / objects
+        return result
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"],
+                       capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pools", type=int, default=50)
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--policies", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quiet", type=float, default=30.0,
+                        help="seconds of quiet after convergence in which writes are counted")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--dir", default=str(REPO / ".testbed"))
+    args = parser.parse_args()
+    state = testbed.up(Path(args.dir), nodes=3)
+    runs = [run_once(state, args, i) for i in range(args.runs)]
+    keys = sorted({k for r in runs for k in r})
+    print(f"\n{args.pools} pools, {args.apps} apps, {args.policies} policies; "
+          f"median of {args.runs} runs (each a new operator process)")
+    for key in keys:
+        values = [r[key] for r in runs if key in r]
+        print(f"  {key:34s} {statistics.median(values):10.3f}   runs: "
+              + ", ".join(f"{v:.3f}" for v in values))
+
+
+if __name__ == "__main__":
+    main()
