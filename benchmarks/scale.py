@@ -44,6 +44,8 @@ OPERATOR_RESOURCES = {"configmaps", "deployments", "services", "poddisruptionbud
 
 
 def manifests(ns: str, pools: int, apps: int, policies: int) -> list[dict[str, Any]]:
+    """Apps fall into up to ten tiers, each covered by at least one allow policy."""
+    tiers = max(1, min(10, policies))
     docs: list[dict[str, Any]] = []
     for p in range(pools):
         docs.append({"apiVersion": "deskfleet.io/v1alpha1", "kind": "SessionHostPool",
@@ -53,7 +55,7 @@ def manifests(ns: str, pools: int, apps: int, policies: int) -> list[dict[str, A
     for a in range(apps):
         docs.append({"apiVersion": "deskfleet.io/v1alpha1", "kind": "PublishedApp",
                      "metadata": {"name": f"app-{a}", "namespace": ns,
-                                  "labels": {"tier": f"tier-{a % 10}"}},
+                                  "labels": {"tier": f"tier-{a % tiers}"}},
                      "spec": {"displayName": f"App {a}", "poolRef": {"name": f"pool-{a % pools}"},
                               "gateway": {"host": "workspace.example.org",
                                           "path": f"/app-{a}"}}})
@@ -61,7 +63,7 @@ def manifests(ns: str, pools: int, apps: int, policies: int) -> list[dict[str, A
         docs.append({"apiVersion": "deskfleet.io/v1alpha1", "kind": "AccessPolicy",
                      "metadata": {"name": f"policy-{i}", "namespace": ns},
                      "spec": {"subjects": {"groups": [f"group-{i}"]},
-                              "apps": {"selector": {"matchLabels": {"tier": f"tier-{i % 10}"}}},
+                              "apps": {"selector": {"matchLabels": {"tier": f"tier-{i % tiers}"}}},
                               "priority": i % 1000}})
     return docs
 
@@ -102,18 +104,14 @@ class ReadyWatch(threading.Thread):
     def run(self) -> None:
         self.proc = subprocess.Popen(
             [*self.kubectl, "get", "papp", "-n", self.ns, "--watch", "-o", "json",
-             "--output-watch-events"], stdout=subprocess.PIPE, text=True)
+             "--output-watch-events"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)
         assert self.proc.stdout
-        buffer = ""
-        for line in self.proc.stdout:
-            buffer += line
-            if line.rstrip() != "}":
-                continue
+        for line in self.proc.stdout:  # one compact JSON watch event per line
             try:
-                event = json.loads(buffer)
+                event = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            buffer = ""
             obj = event.get("object", {})
             name = obj.get("metadata", {}).get("name")
             if name and name not in self.ready_at and any(
