@@ -8,6 +8,10 @@ bash hack/setup.sh
 mkdir -p .testbed
 eval "$(.venv/bin/python hack/testbed.py up --dir .testbed)"
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+# The local bed ships the Gateway API CRDs (the example's teleconsult app uses an HTTPRoute);
+# on your own cluster, install them as you normally would.
+gateway_crds="$(dirname "$(command -v kubectl)")/gateway-api-crds.yaml"
+[[ -f "$gateway_crds" ]] && kubectl apply --server-side -f "$gateway_crds" >/dev/null
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 kubectl apply --server-side -f examples/
 
