@@ -18,7 +18,7 @@ kubectl apply --server-side -f examples/
 if [[ -f .testbed/operator.pid ]] && kill -0 "$(cat .testbed/operator.pid)" 2>/dev/null; then
   echo "[up] operator already running (pid $(cat .testbed/operator.pid))"
 else
-  nohup .venv/bin/deskfleet run --standalone --liveness-port 18080 --metrics-port 19090 \
+  nohup .venv/bin/deskfleet run --liveness-port 18080 --metrics-port 19090 \
     > .testbed/operator.log 2>&1 &
   echo $! > .testbed/operator.pid
 fi

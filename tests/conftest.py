@@ -162,7 +162,7 @@ class Operator:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         env = {**self.bed.env, **self.settings_env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deskfleet", "run", "--standalone", "-n", self.namespace,
+            [sys.executable, "-m", "deskfleet", "run", "-n", self.namespace,
              "--liveness-port", str(self.liveness_port),
              "--metrics-port", str(self.metrics_port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -64,7 +64,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     "duration": args.lease_duration, "renew": args.lease_duration / 3}
     return run_operator(
         namespaces=args.namespace,
-        standalone=args.standalone,
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
         verbose=args.verbose,
@@ -153,9 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--namespace", action="append", default=[],
                      help="watch this namespace (repeatable; glob patterns allowed); "
                      "all namespaces when omitted")
-    run.add_argument("--standalone", action="store_true",
-                     help="accepted for compatibility; without --leader-election every "
-                     "process acts (fine for one replica)")
     run.add_argument("--leader-election", action="store_true",
                      help="several replicas: only the holder of a Lease acts")
     run.add_argument("--lease-name", default="deskfleet-leader")

@@ -25,11 +25,11 @@ CHILDREN_PREFIX = "children_"  # one index per child kind: children_deployments,
 PODS = "pods_index"
 CATALOGS = "catalogs_index"
 
-_CHILD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations",
+CHILD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations",
                "ownerReferences", "deletionTimestamp", "generation")
 
 
-def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = _CHILD_META) -> dict[str, Any]:
+def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict[str, Any]:
     """A plain-dict copy without managedFields (often the largest part of an object)."""
     meta = body.get("metadata", {})
     out = {k: v for k, v in body.items() if k != "metadata"}

@@ -36,12 +36,12 @@ CHILD_RESOURCES = [(t.api_version, t.plural) for t in CHILD_TYPES]
 
 @kopf.index(GROUP, VERSION, "sessionhostpools")
 def pools_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): c.slim(body, c._CHILD_META)}
+    return {(namespace, name): c.slim(body)}
 
 
 @kopf.index(GROUP, VERSION, "publishedapps")
 def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): c.slim(body, c._CHILD_META)}
+    return {(namespace, name): c.slim(body)}
 
 
 @kopf.index(GROUP, VERSION, "publishedapps")
@@ -53,7 +53,7 @@ def apps_by_pool_index(namespace: str | None, name: str, spec: kopf.Spec, **_: A
 
 @kopf.index(GROUP, VERSION, "accesspolicies")
 def policies_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {namespace: c.slim(body, c._CHILD_META)}
+    return {namespace: c.slim(body)}
 
 
 def _children_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:

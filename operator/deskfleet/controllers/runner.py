@@ -11,7 +11,7 @@ from .. import logcontext
 from ..metrics import serve
 
 
-def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
+def run_operator(namespaces: list[str], liveness_port: int,
                  metrics_port: int, verbose: bool, bind_address: str = "127.0.0.1",
                  election: dict[str, Any] | None = None) -> int:
     from . import handlers  # noqa: F401 - registers the handlers
@@ -28,7 +28,8 @@ def run_operator(namespaces: list[str], standalone: bool, liveness_port: int,
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
-        # Replicas coordinate through a Lease (controllers/leader.py), not Kopf peering.
+        # Replicas coordinate through a Lease (controllers/leader.py), not Kopf peering;
+        # without --leader-election every process acts (right for one replica).
         standalone=True,
         liveness_endpoint=liveness,
     )

@@ -3,16 +3,11 @@ gateway route's access settings and the who-can-open view. No Kubernetes I/O her
 contract is at the top of evaluate.py and in docs/access-policy.md.
 """
 
-from .evaluate import (
-    app_selected,
-    covering,
-    evaluate,
-    ordered,
-    policy_applies,
-    route_access,
-    who_can_open,
-)
+from .conditions import policy_applies
+from .evaluate import evaluate
+from .gateway import route_access, who_can_open
 from .model import NO_POLICY_MATCHED, AccessRow, Controls, Decision, Match, Outcome, Request
+from .selection import app_selected, covering, ordered
 
 __all__ = [
     "NO_POLICY_MATCHED",

@@ -31,21 +31,8 @@ from ..api.accesspolicy import AccessPolicySpec
 from ..render.meta import Resource
 from .conditions import policy_applies
 from .controls import combine_controls
-from .gateway import route_access, who_can_open
 from .model import NO_POLICY_MATCHED, Decision, Match, Outcome, Request
-from .selection import app_selected, covering, ordered
-
-# The building blocks live in their own modules; they are re-exported here so that callers
-# (controllers, CLI) import the whole evaluation API from this one module.
-__all__ = [
-    "app_selected",
-    "covering",
-    "evaluate",
-    "ordered",
-    "policy_applies",
-    "route_access",
-    "who_can_open",
-]
+from .selection import app_selected, ordered
 
 Policy = Resource[AccessPolicySpec]
 
