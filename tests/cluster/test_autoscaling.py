@@ -120,7 +120,10 @@ def test_full_hosts_stop_receiving_sessions_and_the_pool_scales_out_then_in(
                what="scale-out to 3")
     reaction = time.monotonic() - reported
     print(f"\nsession report -> new replica count: {reaction:.2f}s")
-    status = bed.get("shp", "desk", namespace)["status"]  # type: ignore[index]
+    # The pass writes the pool's status just after the Deployment: wait for it.
+    status = wait_until(lambda: (bed.get("shp", "desk", namespace) or {}).get(
+        "status", {}).get("lastScaling") and bed.get("shp", "desk", namespace)["status"],  # type: ignore[index]
+        what="lastScaling in status")
     assert status["lastScaling"]["direction"] == "up"
     everyone = ready_hosts(bed, namespace, 3)
     newcomer = next(p for p in everyone if p not in first)
