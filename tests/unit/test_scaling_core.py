@@ -210,3 +210,17 @@ def test_guarantees(pool: SessionHostPoolSpec, hosts: list[Host], memory: Memory
         assert d.drain == ()
     # Deterministic, whatever the order of the hosts.
     assert decide(pool, list(reversed(hosts)), NOW, memory, replicas) == d
+
+
+def test_without_agents_the_pool_holds_and_only_grows_to_the_floor() -> None:
+    no_agent = SessionHostPoolSpec.model_validate(
+        {"image": "x", "sessionsPerHost": 8, "agent": {"enabled": False},
+         "scaling": {"minHosts": 3, "maxHosts": 20}}, by_alias=True)
+    silent = [host("a", None, created_h=5), host("b", None, created_h=5)]
+    grow = decide(no_agent, silent, NOW, Memory(), 2)
+    assert (grow.replicas, grow.direction) == (3, "up")
+    # More hosts than the floor (a phase ended): without a signal nothing is drained.
+    many = [host(f"h{i}", None, created_h=5) for i in range(6)]
+    hold = decide(no_agent, many, NOW + timedelta(hours=3), Memory(), 6)
+    assert (hold.replicas, hold.direction, hold.drain, hold.remove) == (6, "none", (), ())
+    assert "agent disabled" in hold.reason

@@ -235,7 +235,8 @@ class Agent(Model):
     """The session-counting sidecar that runs beside each host."""
 
     enabled: bool = True
-    """Run the agent. Without it the pool has no session signal and never scales in."""
+    """Run the agent. Without it the pool has no session signal: it holds its host count,
+    grows only to the floor (minHosts or the schedule phase's) and never scales in."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Override the agent image (defaults to the operator's own image)."""
 

@@ -2,7 +2,10 @@
 
 The rules, in the order they are applied:
 
-1. `paused`: nothing changes (like KEDA's pause).
+1. `paused`: nothing changes (like KEDA's pause). A pool without agents
+   (`agent.enabled: false`) has no session signal by design: it holds its host count,
+   growing only to the floor (so schedule phases still apply) and never shrinking, like
+   an HPA whose metric is unavailable.
 2. The floor is the pool's `minHosts`, raised by the schedule phase in force; the buffer
    is the phase's if it sets one, else the pool's, else 2 slots — and never less than
    one slot: a logon that finds the pool full is invisible to the agents (it never
@@ -145,6 +148,14 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     # Pods the ReplicaSet is still creating count as starting hosts.
     pending = max(0, current_replicas - len(hosts))
     floor = min(max(scaling.min_hosts, phase.min_hosts or 0), scaling.max_hosts)
+    if not spec.agent.enabled:
+        have = len(hosts) + pending
+        added = max(0, min(floor - have, scaling.max_scale_out_step))
+        reason = (f"no session signal (agent disabled): holding {have + added} hosts, "
+                  f"never fewer (phase {phase.name}, floor {floor})"
+                  + (f"; adding {added}" if added else ""))
+        return Decision(have + added, "up" if added else "none", reason, phase, memory,
+                        known, capacity)
 
     draining = sorted((h for h in hosts if h.draining_since is not None),
                       key=lambda h: (-(h.sessions or 0), h.name))
