@@ -2,7 +2,8 @@
 """Hospital-scale benchmark on the real test bed.
 
 Applies POOLS pools, APPS apps and POLICIES policies to a fresh namespace with a fresh
-`deskfleet run` process, and reports: time to full convergence, each app's latency from
+`deskfleet run` process, and reports: time until every app is Ready and until the
+operator's work queue is empty (converged), each app's latency from
 creation to Ready=True (p50/p95/p99, timed by a watch), API requests by verb per object
 (from the API server's own apiserver_request_total), writes during a quiet period after
 convergence, and the operator's peak RSS and CPU time.
@@ -91,6 +92,15 @@ def request_counts(kubectl: list[str]) -> dict[str, float]:
     return counts
 
 
+def queue_depth(metrics_port: int) -> float:
+    """The operator's own `deskfleet_workqueue_depth`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("deskfleet_workqueue_depth "):
+                return float(line.split()[1])
+    raise RuntimeError("the operator exports no deskfleet_workqueue_depth")
+
+
 def proc_stats(pid: int) -> tuple[float, float]:
     """(peak RSS in MiB, CPU seconds) of a live process, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -101,12 +111,14 @@ def proc_stats(pid: int) -> tuple[float, float]:
 
 
 class ReadyWatch(threading.Thread):
-    """Records when each PublishedApp is first seen Ready=True."""
+    """Records when each PublishedApp is first seen (its creation, as a watch delivers
+    it: millisecond-exact, unlike creationTimestamp) and first seen Ready=True."""
 
     def __init__(self, kubectl: list[str], ns: str) -> None:
         super().__init__(daemon=True)
         self.kubectl, self.ns = kubectl, ns
         self.ready_at: dict[str, float] = {}
+        self.seen_at: dict[str, float] = {}
         self.proc: subprocess.Popen[str] | None = None
 
     def run(self) -> None:
@@ -122,6 +134,8 @@ class ReadyWatch(threading.Thread):
                 continue
             obj = event.get("object", {})
             name = obj.get("metadata", {}).get("name")
+            if name:
+                self.seen_at.setdefault(name, time.monotonic())
             if name and name not in self.ready_at and any(
                     c.get("type") == "Ready" and c.get("status") == "True"
                     for c in obj.get("status", {}).get("conditions", [])):
@@ -138,11 +152,11 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
     env = {**os.environ, "KUBECONFIG": state.kubeconfig}
     subprocess.run([*kubectl, "create", "namespace", ns], check=True, capture_output=True)
     docs = manifests(ns, args.pools, args.apps, args.policies)
-    port = testbed.free_port()
+    port, metrics_port = testbed.free_port(), testbed.free_port()
+    log = Path(args.operator_log or os.devnull).open("ab")  # noqa: SIM115 - closed below
     operator = subprocess.Popen(
         [sys.executable, "-m", "deskfleet", "run", "-n", ns, "--liveness-port", str(port),
-         "--metrics-port", "0"], env=env, stderr=subprocess.STDOUT,
-        stdout=open(args.operator_log, "ab") if args.operator_log else subprocess.DEVNULL)
+         "--metrics-port", str(metrics_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -156,32 +170,33 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
         time.sleep(1)
         before = request_counts(kubectl)
         started = time.monotonic()
-        created: dict[str, float] = {}
-        # Apply in chunks, recording when each app was submitted.
         for i in range(0, len(docs), 200):
             chunk = docs[i:i + 200]
             subprocess.run([*kubectl, "apply", "--server-side", "-f", "-"], check=True,
                            input=yaml.safe_dump_all(chunk), text=True, capture_output=True)
-            now = time.monotonic()
-            for d in chunk:
-                if d["kind"] == "PublishedApp":
-                    created[d["metadata"]["name"]] = now
         while len(watch.ready_at) < args.apps and time.monotonic() - started < args.timeout:
             time.sleep(0.2)
+        apps_ready = time.monotonic() - started
+        # Converged: every app Ready and the operator's work queue empty (twice in a row,
+        # as an event can briefly empty it between two keys).
+        idle = 0
+        while idle < 2 and time.monotonic() - started < args.timeout:
+            idle = idle + 1 if queue_depth(metrics_port) == 0 else 0
+            time.sleep(0.25)
         converged = time.monotonic() - started
         after = request_counts(kubectl)
         time.sleep(args.quiet)
         quiet = request_counts(kubectl)
         rss, cpu = proc_stats(operator.pid)
         watch.stop()
-        latencies = sorted(watch.ready_at[n] - created[n] for n in created if n in watch.ready_at)
+        latencies = sorted(watch.ready_at[n] - watch.seen_at[n] for n in watch.ready_at)
         objects = len(docs)
 
         def pct(p: float) -> float:
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
         result = {
-            "converged_s": converged, "ready_apps": len(latencies),
+            "converged_s": converged, "apps_ready_s": apps_ready, "ready_apps": len(latencies),
             "p50_s": pct(0.5), "p95_s": pct(0.95), "p99_s": pct(0.99),
             "peak_rss_mib": rss, "cpu_s": cpu,
             "quiet_writes": quiet.get("operator-writes", 0) - after.get("operator-writes", 0),
@@ -198,6 +213,7 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
     finally:
         operator.terminate()
         operator.wait(timeout=30)
+        log.close()
         subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"],
                        capture_output=True)
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -29,6 +29,9 @@ RECONCILE_ERRORS = Counter("deskfleet_reconcile_errors", "Reconcile passes that 
 RECONCILE_SECONDS = Histogram(
     "deskfleet_reconcile_duration_seconds", "Time a reconcile pass took.", ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
+WORKQUEUE_DEPTH = Gauge(
+    "deskfleet_workqueue_depth", "Keys waiting for or in a reconcile pass (0: converged; "
+    "the periodic re-checks wait on timers, not in the queue).", registry=REGISTRY)
 SCALING_DECISIONS = Counter(
     "deskfleet_pool_scaling_decisions", "Scaling decisions that changed a pool.",
     ["namespace", "pool", "direction"], registry=REGISTRY)
@@ -161,7 +164,7 @@ METRIC_NAMES = (
     "deskfleet_pool_hosts", "deskfleet_pool_sessions", "deskfleet_pool_capacity_sessions",
     "deskfleet_pool_utilization_ratio", "deskfleet_pool_schedule_phase_info",
     "deskfleet_pool_ready", "deskfleet_pool_stale_hosts", "deskfleet_apps",
-    "deskfleet_policies",
+    "deskfleet_policies", "deskfleet_workqueue_depth",
 )
 
 

@@ -40,6 +40,28 @@ def describe(err: ValidationError) -> list[str]:
     return problems
 
 
+# Validated specs by (kind, uid, generation). The API server bumps `generation` on every
+# spec change (the CRDs have a status subresource), so the key names one spec exactly;
+# a pass that reads 200 policies then validates none of them again. Specs are treated
+# as immutable everywhere (builders copy what they render).
+_SPECS: dict[tuple[str, str, int], Any] = {}
+_SPECS_MAX = 50_000
+
+
+def _validated_spec(kind: Any, kind_name: str, meta: dict[str, Any], raw: dict[str, Any]
+                    ) -> Any:
+    uid, generation = meta.get("uid"), meta.get("generation")
+    key = (kind_name, uid, generation) if uid and generation else None
+    if key is not None and (cached := _SPECS.get(key)) is not None:
+        return cached
+    spec = kind.spec.model_validate(raw, by_alias=True)
+    if key is not None:
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()  # deleted objects' entries go too; the live ones refill
+        _SPECS[key] = spec
+    return spec
+
+
 def parse(body: dict[str, Any]) -> Resource[Any]:
     kind_name = body.get("kind", "")
     if body.get("apiVersion") != API_VERSION or kind_name not in BY_KIND:
@@ -49,7 +71,7 @@ def parse(body: dict[str, Any]) -> Resource[Any]:
     meta = body.get("metadata", {})
     name = meta.get("name", "")
     try:
-        spec = kind.spec.model_validate(body.get("spec") or {}, by_alias=True)
+        spec = _validated_spec(kind, kind_name, meta, body.get("spec") or {})
     except ValidationError as err:
         raise InvalidSpec(kind_name, name, describe(err)) from err
     return Resource(

@@ -108,8 +108,8 @@ class Cache:
     def catalog(self, namespace: str) -> dict[str, Any] | None:
         return self._one(CATALOGS, namespace)
 
-    def all_keys(self) -> list[tuple[str, str, str]]:
-        """Every object a resync should look at."""
+    def all_keys(self, namespace: str | None = None) -> list[tuple[str, str, str]]:
+        """Every object a resync should look at (in one namespace, if given)."""
         out: list[tuple[str, str, str]] = []
         for kind, index in (("SessionHostPool", POOLS), ("PublishedApp", APPS)):
             out += [(kind, ns, name) for (ns, name), store in
@@ -118,4 +118,4 @@ class Cache:
                 list(self.indexes[POLICIES].items()) for p in store]
         namespaces = {ns for (_, ns, _) in out}
         out += [("catalog", ns, "") for ns in sorted(namespaces)]
-        return out
+        return out if namespace is None else [k for k in out if k[1] == namespace]

@@ -1,5 +1,7 @@
 """Kopf registrations. Thin by design: indexes cache what the watches deliver, event
-handlers only enqueue the keys an event affects, and workers reconcile keys.
+handlers only enqueue the keys an event affects, and workers reconcile keys. The event
+handlers are coroutines so that they run on the event loop, which owns the work queue
+(Kopf runs plain functions in a thread pool).
 
 Kopf's own per-object state (progress annotations, finalizers) is never used: event
 and index handlers store nothing on the objects, so a quiet cluster sees no writes,
@@ -21,6 +23,7 @@ from ..metrics import STATE
 from ..render.catalog import CATALOG_COMPONENT
 from ..render.meta import MANAGED_BY, POOL_LABEL
 from . import cache as c
+from . import fanout
 from .leader import LeaderElector
 from .runtime import RUNTIME, enqueue
 from .workers import resync, resync_all, worker
@@ -89,44 +92,39 @@ def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
 
 # --- events -> keys ----------------------------------------------------------------------
 
+def _swap(kind: str, namespace: str, name: str, body: kopf.Body, event_type: str | None
+          ) -> tuple[fanout.Facts | None, fanout.Facts | None]:
+    new = None if event_type == "DELETED" else fanout.facts(kind, body)
+    return RUNTIME.facts.swap((kind, namespace, name), new), new
+
+
 @kopf.on.event(GROUP, VERSION, "sessionhostpools")
-def pool_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+async def pool_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
+               **kwargs: Any) -> None:
     assert namespace  # every deskfleet kind is namespaced
     RUNTIME.cache.bind(kwargs)
+    old, new = _swap("SessionHostPool", namespace, name, body, type)
     apps = RUNTIME.cache.apps_of_pool(namespace, name) if RUNTIME.cache.bound else []
-    enqueue(kwargs, ("SessionHostPool", namespace, name), ("catalog", namespace, ""),
-            *[("PublishedApp", namespace, a) for a in apps])
+    enqueue(kwargs, *fanout.pool_keys(namespace, name, old, new, apps))
 
 
 @kopf.on.event(GROUP, VERSION, "publishedapps")
-def app_event(namespace: str | None, name: str, spec: kopf.Spec, **kwargs: Any) -> None:
+async def app_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
+              **kwargs: Any) -> None:
     assert namespace
-    RUNTIME.cache.bind(kwargs)
-    pool = (spec.get("poolRef") or {}).get("name", "")
-    enqueue(kwargs, ("PublishedApp", namespace, name), ("catalog", namespace, ""),
-            ("SessionHostPool", namespace, pool), *_policy_keys(namespace))
+    old, new = _swap("PublishedApp", namespace, name, body, type)
+    enqueue(kwargs, *fanout.app_keys(namespace, name, old, new))
 
 
 @kopf.on.event(GROUP, VERSION, "accesspolicies")
-def policy_event(namespace: str | None, **kwargs: Any) -> None:
-    """A policy change can open or close any app's route, change any pool's host config,
-    and any other policy's conflicts: re-check the whole namespace (unchanged objects cost
-    no request)."""
+async def policy_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
+                 **kwargs: Any) -> None:
     assert namespace
-    RUNTIME.cache.bind(kwargs)
-    cache = RUNTIME.cache
-    enqueue(kwargs, ("catalog", namespace, ""), *_policy_keys(namespace),
-            *[("PublishedApp", namespace, a["metadata"]["name"]) for a in cache.apps_in(namespace)],
-            *[("SessionHostPool", namespace, p["metadata"]["name"])
-              for p in cache.pools_in(namespace)])
+    old, new = _swap("AccessPolicy", namespace, name, body, type)
+    enqueue(kwargs, *fanout.policy_keys(namespace, name, old, new))
 
 
-def _policy_keys(namespace: str) -> list[tuple[str, str, str]]:
-    return [("AccessPolicy", namespace, p["metadata"]["name"])
-            for p in RUNTIME.cache.policies_in(namespace)]
-
-
-def _child_event(body: kopf.Body, **kwargs: Any) -> None:
+async def _child_event(body: kopf.Body, **kwargs: Any) -> None:
     key = c.child_key(body)
     if key:
         namespace, owner_kind, owner = key
@@ -143,7 +141,7 @@ for _api, _plural in CHILD_RESOURCES:
 
 
 @kopf.on.event("v1", "pods", labels={POOL_LABEL: kopf.PRESENT})
-def pod_event(body: kopf.Body, **kwargs: Any) -> None:
+async def pod_event(body: kopf.Body, **kwargs: Any) -> None:
     key = c.pod_key(body)
     if key:
         enqueue(kwargs, ("SessionHostPool", key[0], key[1]))

@@ -24,6 +24,11 @@ def run_operator(namespaces: list[str], liveness_port: int,
         serve(metrics_port, bind_address)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if not verbose:
+        # Kopf's line per handler per watch event ("Handler 'app_event' succeeded.") is
+        # thousands of lines a minute at hospital scale and costs real CPU; deskfleet's
+        # own lines say what each reconcile changed.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     liveness = f"http://{bind_address}:{liveness_port}/healthz" if liveness_port else None
     kopf.run(
         clusterwide=not namespaces,

@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..kube.client import Kube
-from ..metrics import observe_reconcile
+from ..metrics import WORKQUEUE_DEPTH, observe_reconcile
 from ..settings import Settings
 from . import cache as c
+from .fanout import Delayed, Key
+from .fanout import Memory as FactsMemory
 from .leader import LeaderElector
 from .queue import WorkQueue
 
@@ -20,6 +22,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.cache = c.Cache()
+        self.facts = FactsMemory()  # what other objects read of each, as of its last event
         self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue()
         self.settings = Settings.from_env()
         self.kube: Kube | None = None
@@ -32,9 +35,13 @@ class Runtime:
 
 
 RUNTIME = Runtime()
+WORKQUEUE_DEPTH.set_function(lambda: len(RUNTIME.queue))
 
 
-def enqueue(kwargs: dict[str, Any], *keys: tuple[str, str, str]) -> None:
+def enqueue(kwargs: dict[str, Any], *keys: Key | Delayed) -> None:
     RUNTIME.cache.bind(kwargs)
     for key in keys:
-        RUNTIME.queue.add(key)
+        if isinstance(key, Delayed):
+            RUNTIME.queue.add_after(key.key, key.seconds)
+        else:
+            RUNTIME.queue.add(key)

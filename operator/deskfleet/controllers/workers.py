@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..logcontext import CURRENT_OBJECT
 from ..metrics import STATE
+from . import fanout
 from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
 from .outcome import Outcome
 from .policies import PolicySnapshot, reconcile_policy
@@ -26,6 +27,11 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
     kind, namespace, name = key
     cache, settings, kube = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube
     assert kube is not None
+    if kind in (fanout.NAMESPACE, fanout.POLICIES):  # a debounced fan-out (fanout.py)
+        for each in cache.all_keys(namespace):
+            if kind == fanout.NAMESPACE or each[0] == "AccessPolicy":
+                RUNTIME.queue.add(each)
+        return None
     if kind == "SessionHostPool":
         body = cache.pool(namespace, name)
         if body is None:

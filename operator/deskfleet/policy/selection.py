@@ -61,5 +61,6 @@ def ordered(policies: Iterable[Policy]) -> list[Policy]:
 
 def covering(policies: Iterable[Policy], app_name: str,
              app_labels: Mapping[str, str]) -> list[Policy]:
-    """The policies that cover the app, in report order."""
-    return [p for p in ordered(policies) if app_selected(p.spec, app_name, app_labels)]
+    """The policies that cover the app, in report order (filtered before sorting: an
+    app is covered by a few of a namespace's policies, and the sort key is not cheap)."""
+    return ordered(p for p in policies if app_selected(p.spec, app_name, app_labels))

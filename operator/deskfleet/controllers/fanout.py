@@ -1,0 +1,121 @@
+"""Which keys a watch event concerns.
+
+Most events are the operator's own status writes, which change nothing another object
+depends on. Re-checking the whole namespace on each of them is correct (unchanged objects
+cost no request) but at hospital scale it buries a new app's first pass under thousands
+of no-op passes. So each kind has a small set of *facts* that others read, and an event
+fans out only when those facts changed (or the object appeared or went away):
+
+| event on | others read                                | fans out to                       |
+|----------|--------------------------------------------|-----------------------------------|
+| app      | labels, pool, spec (generation), Ready     | catalog; old and new pool;        |
+|          |                                            | the namespace's policies          |
+| pool     | spec (generation), Ready                   | its apps; catalog                 |
+| policy   | spec (generation)                          | the whole namespace               |
+
+An event that changed only the object's status (nearly always the operator's own write)
+does not even re-queue the object itself. Wide fan-outs are debounced (`Delayed`): a
+burst of policy edits, or a GitOps sync of a thousand apps, collapses into one pass per
+namespace. Level-based still: the periodic resync re-checks everything whatever the
+events said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Key = tuple[str, str, str]
+Facts = dict[str, Any]
+
+# Fan-out keys handled by the workers: ("namespace", ns, "") re-queues every object of
+# the namespace; ("policies", ns, "") every AccessPolicy of it.
+NAMESPACE, POLICIES, CATALOG = "namespace", "policies", "catalog"
+FANOUT_DELAY = 0.2  # seconds a wide fan-out waits for the rest of a burst
+POLICIES_DELAY = 1.0  # policies' status (what they cover) is informational
+CATALOG_DELAY = 0.5  # summaries (catalog, hosts' app config): one render per burst
+
+
+@dataclass(frozen=True)
+class Delayed:
+    key: Key
+    seconds: float
+
+
+def _ready(body: Mapping[str, Any]) -> bool:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def facts(kind: str, body: Mapping[str, Any]) -> Facts:
+    """What other objects read of this one."""
+    meta = body.get("metadata") or {}
+    out: Facts = {"generation": meta.get("generation"),
+                  "annotations": dict(meta.get("annotations") or {})}
+    if kind == "PublishedApp":
+        out["labels"] = dict(meta.get("labels") or {})
+        out["pool"] = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
+    if kind in ("PublishedApp", "SessionHostPool"):
+        out["ready"] = _ready(body)
+    return out
+
+
+def _changed(old: Facts | None, new: Facts | None, *names: str) -> bool:
+    if old is None or new is None:
+        return old is not new  # appeared or went away
+    return any(old.get(n) != new.get(n) for n in names)
+
+
+def _itself(key: Key, old: Facts | None, new: Facts | None) -> list[Key | Delayed]:
+    """The object itself, unless only its status changed (as controller-runtime's
+    GenerationChangedPredicate): its status is the operator's own last write."""
+    return [key] if _changed(old, new, "generation", "labels", "annotations") else []
+
+
+def app_keys(namespace: str, name: str, old: Facts | None, new: Facts | None
+             ) -> list[Key | Delayed]:
+    keys = _itself(("PublishedApp", namespace, name), old, new)
+    if _changed(old, new, "generation", "labels", "ready"):
+        keys.append(Delayed((CATALOG, namespace, ""), CATALOG_DELAY))
+    if _changed(old, new, "generation", "labels", "pool"):
+        # Debounced: a pool re-renders its hosts' app config once per burst of app edits.
+        pools = {f["pool"] for f in (old, new) if f and f["pool"]}
+        keys += [Delayed(("SessionHostPool", namespace, p), CATALOG_DELAY)
+                 for p in sorted(pools)]
+    if _changed(old, new, "labels"):
+        keys.append(Delayed((POLICIES, namespace, ""), POLICIES_DELAY))
+    return keys
+
+
+def pool_keys(namespace: str, name: str, old: Facts | None, new: Facts | None,
+              apps: list[str]) -> list[Key | Delayed]:
+    keys = _itself(("SessionHostPool", namespace, name), old, new)
+    if _changed(old, new, "generation", "ready"):
+        keys += [("PublishedApp", namespace, a) for a in apps]
+        keys.append(Delayed((CATALOG, namespace, ""), CATALOG_DELAY))
+    return keys
+
+
+def policy_keys(namespace: str, name: str, old: Facts | None, new: Facts | None
+                ) -> list[Key | Delayed]:
+    keys = _itself(("AccessPolicy", namespace, name), old, new)
+    if _changed(old, new, "generation"):
+        # A policy can open or close any app's route, change any pool's host config and
+        # any other policy's conflicts.
+        keys.append(Delayed((NAMESPACE, namespace, ""), FANOUT_DELAY))
+    return keys
+
+
+class Memory:
+    """The facts of every object as of its last event (one entry per live object)."""
+
+    def __init__(self) -> None:
+        self._facts: dict[Key, Facts] = {}
+
+    def swap(self, key: Key, new: Facts | None) -> Facts | None:
+        """Remember `new` (None: deleted) and return what was remembered before."""
+        old = self._facts.pop(key, None)
+        if new is not None:
+            self._facts[key] = new
+        return old

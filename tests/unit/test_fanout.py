@@ -1,0 +1,78 @@
+"""Which keys an event fans out to: only changes that other objects read travel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deskfleet.controllers import fanout
+from deskfleet.controllers.fanout import Delayed, Memory, app_keys, facts, policy_keys, pool_keys
+
+
+def app(generation: int = 1, labels: dict[str, str] | None = None, pool: str = "desk",
+        ready: bool = False) -> dict[str, Any]:
+    return {"metadata": {"generation": generation, "labels": labels or {"tier": "a"}},
+            "spec": {"poolRef": {"name": pool}},
+            "status": {"conditions": [{"type": "Ready",
+                                       "status": "True" if ready else "False"}]}}
+
+
+def kinds(keys: list[Any]) -> set[str]:
+    return {(k.key if isinstance(k, Delayed) else k)[0] for k in keys}
+
+
+def test_a_new_app_reaches_its_pool_the_catalog_and_the_policies() -> None:
+    keys = app_keys("ns", "pacs", None, facts("PublishedApp", app()))
+    assert kinds(keys) == {"PublishedApp", "SessionHostPool", fanout.CATALOG, fanout.POLICIES}
+
+
+def test_an_apps_own_status_write_reaches_at_most_the_catalog() -> None:
+    before = facts("PublishedApp", app())
+    # The operator's status write with nothing others read changed: nothing to do.
+    assert app_keys("ns", "pacs", before, facts("PublishedApp", app())) == []
+    # Ready flipped: the catalog shows readiness, so it is refreshed (debounced).
+    keys = app_keys("ns", "pacs", before, facts("PublishedApp", app(ready=True)))
+    assert kinds(keys) == {fanout.CATALOG}
+    # A spec change re-checks the app itself.
+    assert ("PublishedApp", "ns", "pacs") in app_keys(
+        "ns", "pacs", before, facts("PublishedApp", app(generation=2)))
+
+
+def test_moving_an_app_reaches_the_old_and_the_new_pool() -> None:
+    keys = app_keys("ns", "pacs", facts("PublishedApp", app(pool="old")),
+                    facts("PublishedApp", app(generation=2, pool="new")))
+    assert {k.key for k in keys if isinstance(k, Delayed) and k.key[0] == "SessionHostPool"
+            } == {("SessionHostPool", "ns", "old"), ("SessionHostPool", "ns", "new")}
+
+
+def test_relabelling_an_app_reaches_the_policies_that_select_by_label() -> None:
+    keys = app_keys("ns", "pacs", facts("PublishedApp", app()),
+                    facts("PublishedApp", app(labels={"tier": "b"})))
+    assert fanout.POLICIES in kinds(keys)
+
+
+def test_a_deleted_app_reaches_everything_that_read_it() -> None:
+    keys = app_keys("ns", "pacs", facts("PublishedApp", app()), None)
+    assert kinds(keys) == {"PublishedApp", "SessionHostPool", fanout.CATALOG, fanout.POLICIES}
+
+
+def test_pool_fans_out_to_its_apps_only_on_spec_or_readiness() -> None:
+    old = facts("SessionHostPool", app())
+    assert pool_keys("ns", "desk", old, facts("SessionHostPool", app()), ["a", "b"]) == []
+    ready = pool_keys("ns", "desk", old, facts("SessionHostPool", app(ready=True)), ["a", "b"])
+    assert ("PublishedApp", "ns", "a") in ready and ("PublishedApp", "ns", "b") in ready
+
+
+def test_policy_spec_changes_reach_the_whole_namespace_debounced() -> None:
+    old = facts("AccessPolicy", app())
+    assert policy_keys("ns", "p", old, facts("AccessPolicy", app(ready=True))) == []
+    keys = policy_keys("ns", "p", old, facts("AccessPolicy", app(generation=2)))
+    assert Delayed((fanout.NAMESPACE, "ns", ""), fanout.FANOUT_DELAY) in keys
+
+
+def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None:
+    memory = Memory()
+    key = ("PublishedApp", "ns", "pacs")
+    assert memory.swap(key, {"generation": 1}) is None
+    assert memory.swap(key, {"generation": 2}) == {"generation": 1}
+    assert memory.swap(key, None) == {"generation": 2}
+    assert memory.swap(key, {"generation": 3}) is None
