@@ -5,6 +5,8 @@ kube-controller-manager, kube-scheduler, and kwok simulating the nodes.
     python hack/testbed.py up [--dir .testbed] [--nodes 3]   # start, write kubeconfig
     python hack/testbed.py down [--dir .testbed]             # stop everything started
     python hack/testbed.py env [--dir .testbed]              # print export lines
+    python hack/testbed.py restart --component kube-apiserver [--downtime 3]
+        # stop one component, start it again with the same flags on the same ports
 
 When KUBECONFIG names an existing cluster (kind, k3d, a real one) and --dir holds no
 test bed, `up` uses that cluster instead of building or starting anything, and `down`
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -46,6 +49,9 @@ class State:
     apiserver_port: int = 0
     etcd_port: int = 0
     pids: dict[str, int] | None = None
+    # Each component's command line, so `restart` brings it back on the same ports with
+    # the same flags (the kubeconfig and every client's settings stay valid).
+    argv: dict[str, list[str]] | None = None
 
 
 def log(msg: str) -> None:
@@ -115,6 +121,13 @@ def spawn(name: str, argv: list[str], logs: Path) -> int:
     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     return proc.pid
+
+
+def launch(state: State, name: str, argv: list[str], logs: Path) -> None:
+    """Spawn a component and record its pid and command line in the state."""
+    assert state.pids is not None and state.argv is not None
+    state.argv[name] = argv
+    state.pids[name] = spawn(name, argv, logs)
 
 
 def wait_for(what: str, check, timeout: float, pids: dict[str, int], logs: Path) -> None:
@@ -199,9 +212,9 @@ def up(directory: Path, nodes: int) -> State:
     b = str(bin_dir)
     pids: dict[str, int] = {}
     state = State(dir=str(directory), bin=b, kubeconfig=str(kubeconfig),
-                  apiserver_port=api_port, etcd_port=etcd_port, pids=pids)
+                  apiserver_port=api_port, etcd_port=etcd_port, pids=pids, argv={})
 
-    pids["etcd"] = spawn("etcd", [
+    launch(state, "etcd", [
         f"{b}/etcd", "--name=testbed", f"--data-dir={directory / 'etcd'}",
         f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
         f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
@@ -212,7 +225,7 @@ def up(directory: Path, nodes: int) -> State:
         "--quota-backend-bytes=8589934592",
     ], logs)
     save_state(state)
-    pids["kube-apiserver"] = spawn("kube-apiserver", [
+    launch(state, "kube-apiserver", [
         f"{b}/kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
         f"--secure-port={api_port}",
@@ -232,17 +245,17 @@ def up(directory: Path, nodes: int) -> State:
     wait_for("kube-apiserver /readyz", lambda: apiserver_ready(pki, api_port), 90, pids, logs)
 
     common = [f"--kubeconfig={kubeconfig}", "--bind-address=127.0.0.1", "--leader-elect=false"]
-    pids["kube-controller-manager"] = spawn("kube-controller-manager", [
+    launch(state, "kube-controller-manager", [
         f"{b}/kube-controller-manager", *common, f"--secure-port={free_port()}",
         f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}", f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
         "--concurrent-gc-syncs=40", "--kube-api-qps=200", "--kube-api-burst=400",
     ], logs)
-    pids["kube-scheduler"] = spawn("kube-scheduler", [
+    launch(state, "kube-scheduler", [
         f"{b}/kube-scheduler", *common, f"--secure-port={free_port()}",
     ], logs)
-    pids["kwok"] = spawn("kwok", [
+    launch(state, "kwok", [
         f"{b}/kwok", f"--kubeconfig={kubeconfig}", f"--config={b}/kwok-stages.yaml",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -255,19 +268,96 @@ def up(directory: Path, nodes: int) -> State:
     manifests = "\n---\n".join(json.dumps(node_manifest(f"kwok-node-{i}")) for i in range(nodes))
     kubectl(state, "apply", "-f", "-", stdin=manifests)
 
-    def nodes_ready() -> bool:
-        out = kubectl(state, "get", "nodes", "-o",
-                      "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
-        return out.split() == ["True"] * nodes
-
     def default_sa() -> bool:  # pods can be created once the SA controller has run
         return "default" in kubectl(state, "get", "sa", "-n", "default", "-o", "name")
 
-    wait_for("simulated nodes Ready", nodes_ready, 60, pids, logs)
+    wait_for("simulated nodes Ready", lambda: nodes_ready(state, nodes), 60, pids, logs)
     wait_for("default ServiceAccount", default_sa, 60, pids, logs)
     log(f"up in {time.monotonic() - started:.1f}s: {nodes} nodes, "
         f"kube-apiserver {api_version(state)} on https://127.0.0.1:{api_port}")
     return state
+
+
+def nodes_ready(state: State, nodes: int | None = None) -> bool:
+    """Every node Ready (and `nodes` of them, if given); False while the API is away."""
+    try:
+        out = kubectl(state, "get", "nodes", "-o",
+                      "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+    except subprocess.CalledProcessError:
+        return False
+    statuses = out.split()
+    return bool(statuses) and all(s == "True" for s in statuses) and (
+        nodes is None or len(statuses) == nodes)
+
+
+def _own_state(directory: Path, component: str) -> State:
+    state = load_state(directory)
+    if not state or state.external:
+        raise SystemExit(f"[testbed] no test bed of ours in {directory}")
+    if not state.argv or not state.pids or component not in state.argv:
+        raise SystemExit(f"[testbed] unknown component {component!r} (or a bed started "
+                         "before restarts were supported: run `down` and `up` again)")
+    return state
+
+
+def stop_component(directory: Path, component: str, sig: int = signal.SIGTERM) -> None:
+    """Stop one component of a running bed (its process group), leaving the rest up.
+    SIGTERM lets it shut down cleanly; SIGKILL is a crash. `start_component` brings it
+    back."""
+    state = _own_state(directory, component)
+    assert state.pids is not None
+    pid = state.pids[component]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    deadline = time.monotonic() + 30
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.05)
+    log(f"stopped {component} (pid {pid}, {signal.Signals(sig).name})")
+
+
+def start_component(directory: Path, component: str, timeout: float = 90) -> State:
+    """Start a stopped component again with the command line `up` recorded (same ports,
+    same flags, same data directory), then wait until the whole bed is healthy: every
+    process running, the API server ready, every node Ready."""
+    state = _own_state(directory, component)
+    assert state.pids is not None and state.argv is not None
+    logs, pki = directory / "logs", directory / "pki"
+    if alive(state.pids[component]):
+        raise SystemExit(f"[testbed] {component} is still running")
+    ports = {"kube-apiserver": state.apiserver_port, "etcd": state.etcd_port}
+    if component in ports:  # the old listener must be gone, or the new one cannot bind
+        wait_for(f"port {ports[component]} to be free", lambda: port_free(ports[component]),
+                 30, {}, logs)
+    state.pids[component] = spawn(component, state.argv[component], logs)
+    save_state(state)
+    wait_for("kube-apiserver /readyz", lambda: apiserver_ready(pki, state.apiserver_port),
+             timeout, state.pids, logs)
+    wait_for("nodes Ready", lambda: nodes_ready(state), timeout, state.pids, logs)
+    log(f"started {component} again (pid {state.pids[component]})")
+    return state
+
+
+def restart(directory: Path, component: str, downtime: float = 0.0,
+            sig: int = signal.SIGTERM) -> State:
+    """Stop `component`, keep it down for `downtime` seconds, start it again with the
+    same flags on the same ports, and wait until the bed is healthy."""
+    stop_component(directory, component, sig)
+    time.sleep(downtime)
+    return start_component(directory, component)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def api_version(state: State) -> str:
@@ -314,9 +404,14 @@ def load_state(directory: Path) -> State | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "env"])
+    parser.add_argument("action", choices=["up", "down", "env", "restart"])
     parser.add_argument("--dir", default=str(REPO / ".testbed"))
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--component", default="kube-apiserver",
+                        help="what `restart` restarts: etcd, kube-apiserver, "
+                        "kube-controller-manager, kube-scheduler or kwok")
+    parser.add_argument("--downtime", type=float, default=0.0,
+                        help="seconds `restart` keeps the component stopped")
     args = parser.parse_args()
     directory = Path(args.dir).resolve()
     if args.action == "up":
@@ -326,6 +421,8 @@ def main() -> None:
             print(f"export PATH={state.bin}:$PATH")
     elif args.action == "down":
         down(directory)
+    elif args.action == "restart":
+        restart(directory, args.component, args.downtime)
     else:
         state = load_state(directory)
         if not state:

@@ -57,3 +57,21 @@ def test_queue_backs_off_exponentially_on_failure() -> None:
         return delays
 
     assert asyncio.run(scenario()) == [0.01, 0.02, 0.04, 0.04]
+
+
+def test_queue_serves_changes_before_re_checks_and_promotes() -> None:
+    async def scenario() -> list[str]:
+        q: WorkQueue[str] = WorkQueue()
+        q.add("recheck-1", low=True)
+        q.add("recheck-2", low=True)
+        q.add("new-app")
+        q.add("recheck-2")  # a real change to a key already queued low: promoted
+        q.add("new-app", low=True)  # never demoted
+        seen = []
+        while len(q):
+            key = await asyncio.wait_for(q.get(), 1)
+            seen.append(key)
+            q.done(key)
+        return seen
+
+    assert asyncio.run(scenario()) == ["new-app", "recheck-2", "recheck-1"]

@@ -14,10 +14,10 @@ fans out only when those facts changed (or the object appeared or went away):
 | policy   | spec (generation)                          | the whole namespace               |
 
 An event that changed only the object's status (nearly always the operator's own write)
-does not even re-queue the object itself. Wide fan-outs are debounced (`Delayed`): a
-burst of policy edits, or a GitOps sync of a thousand apps, collapses into one pass per
-namespace. Level-based still: the periodic resync re-checks everything whatever the
-events said.
+does not even re-queue the object itself. Wide fan-outs are debounced (`Delayed`) and
+queued at low priority: a burst of policy edits, or a GitOps sync of a thousand apps,
+collapses into one pass per namespace, behind the changes themselves. Level-based still:
+the periodic resync re-checks everything whatever the events said.
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ Facts = dict[str, Any]
 # the namespace; ("policies", ns, "") every AccessPolicy of it.
 NAMESPACE, POLICIES, CATALOG = "namespace", "policies", "catalog"
 FANOUT_DELAY = 0.2  # seconds a wide fan-out waits for the rest of a burst
-POLICIES_DELAY = 1.0  # policies' status (what they cover) is informational
-CATALOG_DELAY = 0.5  # summaries (catalog, hosts' app config): one render per burst
+# A policy's status says what it covers; during a sync of a thousand apps it is
+# recounted every few seconds rather than every second (each recount reads every app).
+POLICIES_DELAY = 5.0
+CATALOG_DELAY = 0.5  # the catalog is a summary: one render per burst of app changes
+# The hosts' per-app session config: rendering it reads every policy for every app of
+# the pool, and no app waits for it to be Ready. (Scaling passes are never delayed.)
+POOL_CONFIG_DELAY = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ def app_keys(namespace: str, name: str, old: Facts | None, new: Facts | None
     if _changed(old, new, "generation", "labels", "pool"):
         # Debounced: a pool re-renders its hosts' app config once per burst of app edits.
         pools = {f["pool"] for f in (old, new) if f and f["pool"]}
-        keys += [Delayed(("SessionHostPool", namespace, p), CATALOG_DELAY)
+        keys += [Delayed(("SessionHostPool", namespace, p), POOL_CONFIG_DELAY)
                  for p in sorted(pools)]
     if _changed(old, new, "labels"):
         keys.append(Delayed((POLICIES, namespace, ""), POLICIES_DELAY))

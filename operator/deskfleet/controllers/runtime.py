@@ -42,6 +42,6 @@ def enqueue(kwargs: dict[str, Any], *keys: Key | Delayed) -> None:
     RUNTIME.cache.bind(kwargs)
     for key in keys:
         if isinstance(key, Delayed):
-            RUNTIME.queue.add_after(key.key, key.seconds)
+            RUNTIME.queue.add_after(key.key, key.seconds, low=True)  # a re-check
         else:
             RUNTIME.queue.add(key)

@@ -30,7 +30,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
     if kind in (fanout.NAMESPACE, fanout.POLICIES):  # a debounced fan-out (fanout.py)
         for each in cache.all_keys(namespace):
             if kind == fanout.NAMESPACE or each[0] == "AccessPolicy":
-                RUNTIME.queue.add(each)
+                RUNTIME.queue.add(each, low=True)
         return None
     if kind == "SessionHostPool":
         body = cache.pool(namespace, name)
@@ -125,4 +125,4 @@ async def resync() -> None:
 def resync_all() -> None:
     if RUNTIME.cache.bound:
         for key in RUNTIME.cache.all_keys():
-            RUNTIME.queue.add(key)
+            RUNTIME.queue.add(key, low=True)

@@ -20,15 +20,34 @@ from .selection import covering
 Policy = Resource[AccessPolicySpec]
 
 
+def _identity(body: dict[str, Any]) -> tuple[Any, ...]:
+    meta = body.get("metadata") or {}
+    return (meta.get("uid"), meta.get("generation"), meta.get("name"), meta.get("namespace"),
+            tuple(sorted((meta.get("labels") or {}).items())))
+
+
+# The last answer per set of policies: every app and pool pass of a namespace asks about
+# the same few hundred policies, which change rarely.
+_LAST: dict[tuple[Any, ...], list[Policy]] = {}
+
+
 def valid_policies(bodies: list[dict[str, Any]]) -> list[Policy]:
     """Policies the operator can act on; invalid ones report themselves in status."""
+    key = tuple(sorted(_identity(b) for b in bodies))
+    cacheable = all(k[0] and k[1] for k in key)  # objects read from the API server
+    if cacheable and (cached := _LAST.get(key)) is not None:
+        return list(cached)
     out = []
     for body in bodies:
         try:
             out.append(parse(body))
         except InvalidSpec:
             continue
-    return out
+    if cacheable:
+        if len(_LAST) > 64:
+            _LAST.clear()
+        _LAST[key] = out
+    return list(out)
 
 
 def app_labels(body: dict[str, Any]) -> dict[str, str]:

@@ -48,15 +48,20 @@ def app_selected(policy_spec: AccessPolicySpec, app_name: str,
     return apps.selector is not None and selector_matches(apps.selector, app_labels)
 
 
-def _order_key(policy: Policy) -> tuple[int, str, str, str]:
-    # Names are unique per namespace; the rest only makes the order total, so that even
-    # odd input (duplicates from two namespaces) cannot make a result order-dependent.
-    return (-policy.spec.priority, policy.name, policy.namespace, policy.spec.model_dump_json())
+def _order_key(policy: Policy) -> tuple[int, str, str]:
+    return (-policy.spec.priority, policy.name, policy.namespace)
 
 
 def ordered(policies: Iterable[Policy]) -> list[Policy]:
     """Priority highest first, then name: the one order every report uses."""
-    return sorted(policies, key=_order_key)
+    out = sorted(policies, key=_order_key)
+    keys = [_order_key(p) for p in out]
+    if len(set(keys)) < len(keys):
+        # Names are unique per namespace, so this is odd input (the same policy twice,
+        # or two namespaces' policies mixed): the spec breaks the tie, so that even then
+        # no result depends on the input order. Serialising specs is dear: only here.
+        out.sort(key=lambda p: (*_order_key(p), p.spec.model_dump_json()))
+    return out
 
 
 def covering(policies: Iterable[Policy], app_name: str,
