@@ -76,3 +76,19 @@ def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None
     assert memory.swap(key, {"generation": 2}) == {"generation": 1}
     assert memory.swap(key, None) == {"generation": 2}
     assert memory.swap(key, {"generation": 3}) is None
+
+
+def managed(*entries: tuple[str, str]) -> dict[str, Any]:
+    return {"metadata": {"managedFields": [{"manager": m, "time": t} for m, t in entries]}}
+
+
+def test_own_echo_only_when_the_operator_wrote_last() -> None:
+    mine = managed(("kube-controller-manager", "2026-11-24T10:00:00Z"),
+                   ("deskfleet", "2026-11-24T10:00:05Z"))
+    assert fanout.own_echo(mine, "deskfleet")
+    status = managed(("deskfleet", "2026-11-24T10:00:05Z"),
+                     ("kube-controller-manager", "2026-11-24T10:00:07Z"))
+    assert not fanout.own_echo(status, "deskfleet")
+    tie = managed(("deskfleet", "2026-11-24T10:00:05Z"), ("kubectl-edit", "2026-11-24T10:00:05Z"))
+    assert not fanout.own_echo(tie, "deskfleet")
+    assert not fanout.own_echo({"metadata": {}}, "deskfleet")

@@ -1,5 +1,14 @@
 """Make an owner's children exactly the desired list: apply what differs, delete what is
-no longer wanted. Unchanged children cost no request at all."""
+no longer wanted. Unchanged children cost no request at all.
+
+Server-side apply only ever sets the fields deskfleet sets: what another writer added
+to a list deskfleet renders whole stays. A `kubectl edit` of a Service's port, say,
+leaves the edited item owned by kubectl; the apply then adds deskfleet's item next to
+it, which the API server refuses (two ports named `session`); an extra port added
+with another field manager is kept however often deskfleet applies. Either way the
+apply cannot converge, so the child is replaced field by field with a JSON merge patch
+(lists replaced whole; `replicas`, which the render never sets, untouched).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +42,29 @@ def describe_error(manifest: dict[str, Any], err: KubeError) -> str:
     return f"{kind} {manifest['metadata']['name']}: {err}"
 
 
+def _apply(kube: Kube, manifest: dict[str, Any]) -> None:
+    refused: KubeError | None = None
+    try:
+        applied = kube.apply(manifest)
+        if applied["metadata"].get("deletionTimestamp") or not needs_apply(manifest, applied):
+            return
+    except KubeError as err:
+        if err.status != 422:
+            raise
+        refused = err  # invalid once merged with another writer's fields
+    meta = manifest["metadata"]
+    log.info("apply cannot undo another writer's change; replacing the fields",
+             extra={"child": "/".join(_key(manifest))})
+    patch = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
+    patch["metadata"] = {k: meta[k] for k in ("labels", "annotations") if k in meta}
+    try:
+        kube.merge_patch(type_of(manifest), meta["namespace"], meta["name"], patch)
+    except KubeError:
+        if refused:  # the render itself is refused: report that, not the fallback
+            raise refused from None
+        raise
+
+
 def sync_children(kube: Kube, desired: list[dict[str, Any]], live: list[dict[str, Any]]
                   ) -> SyncResult:
     result = SyncResult()
@@ -41,7 +73,7 @@ def sync_children(kube: Kube, desired: list[dict[str, Any]], live: list[dict[str
         if not needs_apply(manifest, live_by_key.get(_key(manifest))):
             continue
         try:
-            kube.apply(manifest)
+            _apply(kube, manifest)
             result.applied.append("/".join(_key(manifest)))
         except KubeError as err:
             result.errors.append(describe_error(manifest, err))

@@ -112,6 +112,19 @@ def policy_keys(namespace: str, name: str, old: Facts | None, new: Facts | None
     return keys
 
 
+def own_echo(body: Mapping[str, Any], manager: str) -> bool:
+    """Whether the object's latest change was the operator's own write (its field manager
+    holds every managedFields entry with the latest time). Such an event only echoes
+    what the owner's pass just decided, so the owner need not run again; any other
+    writer, a controller updating status or a hand edit, makes the owner look. Times have
+    second resolution: a tie with another manager counts as someone else's change."""
+    entries = (body.get("metadata") or {}).get("managedFields") or []
+    if not entries:
+        return False
+    latest = max(e.get("time") or "" for e in entries)
+    return all(e.get("manager") == manager for e in entries if (e.get("time") or "") == latest)
+
+
 class Memory:
     """The facts of every object as of its last event (one entry per live object)."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from ..kube.client import Kube, load_api_client
+from ..kube.client import FIELD_MANAGER, Kube, load_api_client
 from ..kube.resources import CHILD_TYPES
 from ..metrics import STATE
 from ..render.catalog import CATALOG_COMPONENT
@@ -124,7 +124,9 @@ async def policy_event(namespace: str | None, name: str, body: kopf.Body, type: 
     enqueue(kwargs, *fanout.policy_keys(namespace, name, old, new))
 
 
-async def _child_event(body: kopf.Body, **kwargs: Any) -> None:
+async def _child_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    if type != "DELETED" and fanout.own_echo(body, FIELD_MANAGER):
+        return
     key = c.child_key(body)
     if key:
         namespace, owner_kind, owner = key
@@ -141,7 +143,9 @@ for _api, _plural in CHILD_RESOURCES:
 
 
 @kopf.on.event("v1", "pods", labels={POOL_LABEL: kopf.PRESENT})
-async def pod_event(body: kopf.Body, **kwargs: Any) -> None:
+async def pod_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    if type != "DELETED" and fanout.own_echo(body, FIELD_MANAGER):
+        return  # the scaler's own labels; its next pass comes on its timer
     key = c.pod_key(body)
     if key:
         enqueue(kwargs, ("SessionHostPool", key[0], key[1]))

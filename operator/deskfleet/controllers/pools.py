@@ -48,8 +48,7 @@ def host_counts(children: list[dict[str, Any]]) -> tuple[int, int]:
     return int(desired or 0), int(ready or 0)
 
 
-def _scaling_fields(decision: Decision, status: dict[str, Any], changed: bool,
-                    before: int) -> dict[str, Any]:
+def _scaling_fields(decision: Decision, changed: bool, before: int) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "desiredHosts": decision.replicas,
         "sessions": decision.sessions,
@@ -65,8 +64,8 @@ def _scaling_fields(decision: Decision, status: dict[str, Any], changed: bool,
         fields["lastScaling"] = {"time": format_time(real_now()),
                                  "direction": decision.direction, "fromHosts": before,
                                  "toHosts": decision.replicas, "reason": decision.reason}
-    else:
-        fields["lastScaling"] = status.get("lastScaling")
+    # Otherwise left out: the status is merge-patched, so the last scaling stays as
+    # written even when this pass read an older copy of the pool from the cache.
     return fields
 
 
@@ -99,7 +98,7 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
         memory = Memory(surplus_since=parse_time(status.get("surplusSince")))
         scaled = scale_pool(kube, pool.spec, deployment, snap.pods, memory)
         decision = scaled.decision
-        fields.update(_scaling_fields(decision, status, scaled.changed, desired))
+        fields.update(_scaling_fields(decision, scaled.changed, desired))
         fields["drainingHosts"] = sum(
             1 for p in snap.pods
             if "deskfleet.io/draining-since" in (p["metadata"].get("annotations") or {}))

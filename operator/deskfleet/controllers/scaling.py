@@ -109,10 +109,8 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
         _written[(meta["namespace"], meta["name"])] = (
             int(applied["metadata"].get("generation") or 0), replicas)
         changed = True
-    for name in marked:
-        pod = by_name[name]
-        kube.delete(POD, pod["metadata"]["namespace"], name, pod["metadata"].get("uid"))
-        changed = True
+    # The ReplicaSet deletes the marked victims itself (lowest deletion cost, every other
+    # host ready): deleting them here too would race it into creating a replacement.
     if changed:
         log.info("scaled", extra={"replicas": decision.replicas, "reason": decision.reason})
     return ScalingResult(decision, changed)

@@ -8,6 +8,7 @@ import contextvars
 import logging
 from collections.abc import Callable
 
+from ..kube.client import KubeError
 from ..logcontext import CURRENT_OBJECT
 from ..metrics import STATE
 from . import fanout
@@ -103,6 +104,9 @@ async def worker() -> None:
                                 extra={"errors": outcome.errors})
                 elif outcome.requeue_after:
                     queue.add_after(key, outcome.requeue_after)
+        except KubeError as err:  # the API refused or did not answer: retried, not a bug
+            failed = True
+            log.warning("reconcile incomplete, will retry", extra={"errors": [str(err)]})
         except Exception:
             failed = True
             log.exception("reconcile failed")

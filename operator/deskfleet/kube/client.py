@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -57,9 +58,14 @@ class Kube:
         method, url, headers, body, _ = self.api.param_serialize(
             method=method, resource_path=path, query_params=list((query or {}).items()),
             header_params=headers, body=body, auth_settings=["BearerToken"])
-        response = self.api.call_api(method, url, header_params=headers, body=body,
-                                     _request_timeout=(5, 60))
-        data = response.read()
+        try:
+            response = self.api.call_api(method, url, header_params=headers, body=body,
+                                         _request_timeout=(5, 60))
+            data = response.read()
+        except urllib3.exceptions.HTTPError as err:
+            # No answer at all (API server restarting, network gone): an API error like
+            # any other, which callers report and the work queue retries with backoff.
+            raise KubeError(0, "Unreachable", f"{method} {path}: {err}") from err
         if response.status >= 400:
             try:
                 status = json.loads(data)
