@@ -122,6 +122,14 @@ def queue_depth(metrics_port: int) -> float:
     raise RuntimeError("the operator exports no deskfleet_workqueue_depth")
 
 
+def pools_settled(kubectl: list[str], ns: str) -> bool:
+    """Every pool reports all its desired hosts ready (the cluster has caught up too)."""
+    pools = json.loads(subprocess.run([*kubectl, "get", "shp", "-n", ns, "-o", "json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    return all((p.get("status") or {}).get("readyHosts") ==
+               (p.get("status") or {}).get("desiredHosts") for p in pools["items"])
+
+
 def proc_stats(pid: int) -> tuple[float, float]:
     """(peak RSS in MiB, CPU seconds) of a live process, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -199,11 +207,12 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
         while len(watch.ready_at) < args.apps and time.monotonic() - started < args.timeout:
             time.sleep(0.2)
         apps_ready = time.monotonic() - started
-        # Converged: every app Ready and the operator's work queue empty (twice in a row,
-        # as an event can briefly empty it between two keys).
+        # Converged: every app Ready, every pool's hosts up, and the operator's work
+        # queue empty (twice in a row, as an event can briefly empty it between keys).
         idle = 0
         while idle < 2 and time.monotonic() - started < args.timeout:
-            idle = idle + 1 if queue_depth(metrics_port) == 0 else 0
+            settled = queue_depth(metrics_port) == 0 and pools_settled(kubectl, ns)
+            idle = idle + 1 if settled else 0
             time.sleep(0.25)
         converged = time.monotonic() - started
         after = request_counts(kubectl)
@@ -218,7 +227,8 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
         result = {
-            "submitted_s": submitted, "converged_s": converged, "apps_ready_s": apps_ready, "ready_apps": len(latencies),
+            "submitted_s": submitted, "converged_s": converged, "apps_ready_s": apps_ready,
+            "ready_apps": len(latencies),
             "p50_s": pct(0.5), "p95_s": pct(0.95), "p99_s": pct(0.99),
             "peak_rss_mib": rss, "cpu_s": cpu,
             "quiet_writes": quiet.get("operator-writes", 0) - after.get("operator-writes", 0),
