@@ -246,7 +246,9 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
         operator.terminate()
         operator.wait(timeout=30)
         log.close()
-        subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"],
+        # Wait until the namespace is gone: its garbage collection must not fall into the
+        # next run's quiet period.
+        subprocess.run([*kubectl, "delete", "namespace", ns, "--timeout=600s"],
                        capture_output=True)
 
 

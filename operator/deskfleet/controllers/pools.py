@@ -123,9 +123,10 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
     else:
         conds = [Cond("Ready", ready > 0, "HostsReady" if ready else "NoHostsReady",
                       f"{ready} of {desired} hosts ready"),
-                 Cond("Progressing", ready < desired or bool(result.applied),
-                      "HostsStarting" if ready < desired else
-                      ("ChildrenUpdated" if result.applied else "Stable"),
+                 # Level, not edge: "this pass applied something" would flip back on
+                 # the next pass and cost a status write every time anything changed.
+                 Cond("Progressing", ready < desired,
+                      "HostsStarting" if ready < desired else "Stable",
                       f"{desired - ready} hosts starting" if ready < desired else ""),
                  Cond("Degraded", False, "AsExpected", "")]
     write_status(kube, body, fields, conds)
