@@ -224,3 +224,16 @@ def test_without_agents_the_pool_holds_and_only_grows_to_the_floor() -> None:
     hold = decide(no_agent, many, NOW + timedelta(hours=3), Memory(), 6)
     assert (hold.replicas, hold.direction, hold.drain, hold.remove) == (6, "none", (), ())
     assert "agent disabled" in hold.reason
+
+
+def test_a_rolling_updates_surge_never_raises_the_replica_count() -> None:
+    # 3 replicas, but 4 pods during a rollout (maxSurge): the count stays the
+    # Deployment's, and nothing is drained or removed until the rollout is over.
+    pods = [host("old-a", 0), host("old-b", 0), host("old-c", 0), host("new-a", 0, age_s=1)]
+    long_surplus = Memory(surplus_since=NOW - timedelta(hours=1))
+    d = decide(spec(minHosts=1, bufferSessions=1), pods, NOW, long_surplus, 3)
+    assert d.replicas == 3 and d.drain == () and d.remove == ()
+    assert "rolling update" in d.reason
+    busy = [host(f"h{i}", 8) for i in range(4)]
+    grow = decide(spec(maxScaleOutStep=2), busy, NOW, Memory(), 3)
+    assert grow.replicas <= 3 + 2

@@ -55,6 +55,11 @@ class Kube:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
+            if "yaml" in content_type:
+                # Server-side apply bodies are YAML. The client would write JSON with
+                # characters outside the BMP as \ud83c\udfe5-style surrogate escapes,
+                # which the API server's YAML decoder refuses: send them as UTF-8.
+                body = json.dumps(body, ensure_ascii=False).encode()
         method, url, headers, body, _ = self.api.param_serialize(
             method=method, resource_path=path, query_params=list((query or {}).items()),
             header_params=headers, body=body, auth_settings=["BearerToken"])

@@ -147,9 +147,14 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     stale = [h.name for h in hosts if h.ready and not h.fresh(now, max_age)]
     # Pods the ReplicaSet is still creating count as starting hosts.
     pending = max(0, current_replicas - len(hosts))
+    # More hosts than replicas: a rolling update's surge (or a deletion not yet seen).
+    # The count is then the Deployment's, never the pods': counting the surge would raise
+    # replicas, which makes more surge, every pass. Nothing is drained or removed until
+    # it is over, as the ReplicaSets, not deletion cost, decide which pods go.
+    surge = max(0, len(hosts) - current_replicas)
     floor = min(max(scaling.min_hosts, phase.min_hosts or 0), scaling.max_hosts)
     if not spec.agent.enabled:
-        have = len(hosts) + pending
+        have = current_replicas
         added = max(0, min(floor - have, scaling.max_scale_out_step))
         reason = (f"no session signal (agent disabled): holding {have + added} hosts, "
                   f"never fewer (phase {phase.name}, floor {floor})"
@@ -167,12 +172,12 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
         return min(max(want, floor), scaling.max_hosts)
 
     active = list(serving)
-    while draining and needed(active) > len(active) + pending:
+    while draining and needed(active) > len(active) + pending - surge:
         host = draining.pop(0)
         undrain.append(host)
         active.append(host)
     target = needed(active)
-    have = len(active) + pending
+    have = len(active) + pending - surge  # serving hosts the Deployment asks for
     load = sum(_load(h, now, max_age, per_host) for h in active)
     summary = (f"{load} sessions + buffer {_buffer(spec, phase, load)} need {target} hosts "
                f"of {per_host} slots (phase {phase.name}, floor {floor}, max "
@@ -182,7 +187,7 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     added = 0
     direction: Literal["up", "down", "none"] = "none"
     if target > have:
-        room = scaling.max_hosts - len(hosts) - pending
+        room = scaling.max_hosts - current_replicas
         added = max(0, min(target - have, scaling.max_scale_out_step, room))
         direction = "up" if added or undrain else "none"
         reason = f"{summary}; adding {added}" + (
@@ -228,11 +233,16 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     if remove and (pending or any(not h.ready for h in hosts if h.name in keep)):
         reason += "; removal waits until every other host is ready"
         remove, logoff = [], []
+    if surge and (drain or remove):
+        reason += (f"; {surge} more hosts than replicas (a rolling update): not draining "
+                   f"or removing until it is over")
+        drain, remove, logoff = [], [], []
+        direction = "up" if added or undrain else "none"
     if remove and direction == "none":
         direction = "down"
     if remove:
         reason += f"; removing {', '.join(remove)}"
-    replicas = len(hosts) + pending + added - len(remove)
+    replicas = current_replicas + added - len(remove)  # = hosts + pending - surge + ...
     return Decision(
         replicas=replicas, direction=direction, reason=reason, phase=phase, memory=memory,
         sessions=known, capacity=capacity, drain=tuple(h.name for h in drain),
