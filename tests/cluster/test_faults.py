@@ -343,11 +343,6 @@ def test_operator_rides_out_api_server_and_etcd_restarts(
         f"healthy again), objects checked: {checked}")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug: Kopf re-lists after the restarted API server answers the resumed watch "
-    "with 410 Gone and never reports objects deleted meanwhile, so they stay in the "
-    "operator's indexes until it restarts: the catalog keeps listing the app, and the "
-    "operator re-creates its route as fast as the garbage collector deletes it"))
 def test_an_app_deleted_while_the_watches_reconnect_is_forgotten(
         bed: Bed, namespace: str, operator: Operator,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -474,9 +469,6 @@ def test_second_writer_is_overruled_without_a_fight(
         f"re-applied (its log), none in a 3s quiet window; objects checked: {len(want)}")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug: during a rolling update the autoscaler counts the new ReplicaSet's surge "
-    "pods as hosts and raises replicas to match, every pass: a runaway past maxHosts"))
 def test_second_writer_on_the_pod_template_neither_fights_nor_inflates_the_pool(
         bed: Bed, namespace: str, operator: Operator,
         capsys: pytest.CaptureFixture[str]) -> None:

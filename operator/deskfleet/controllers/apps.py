@@ -76,7 +76,9 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
     access = access_for(policies, app.name, app.labels, settings)
     facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
     desired = build_app_children(app, facts, access)
-    result = sync_children(kube, desired, snap.children)
+    result = sync_children(kube, desired, snap.children, owner=body)
+    if result.owner_gone:
+        return Outcome(owner_gone=True)
     route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
                               "route": route,

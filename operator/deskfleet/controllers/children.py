@@ -18,7 +18,8 @@ from typing import Any
 
 from ..kube.client import Kube, KubeError
 from ..kube.compare import needs_apply
-from ..kube.resources import type_of
+from ..kube.resources import BY_KIND, type_of
+from .status import GONE
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class SyncResult:
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    owner_gone: bool = False  # the owner no longer exists: nothing was written
 
 
 def describe_error(manifest: dict[str, Any], err: KubeError) -> str:
@@ -65,10 +67,27 @@ def _apply(kube: Kube, manifest: dict[str, Any]) -> None:
         raise
 
 
-def sync_children(kube: Kube, desired: list[dict[str, Any]], live: list[dict[str, Any]]
-                  ) -> SyncResult:
+def _owner_gone(kube: Kube, owner: dict[str, Any]) -> bool:
+    meta = owner["metadata"]
+    found = kube.get(BY_KIND[(owner["apiVersion"], owner["kind"])], meta["namespace"],
+                     meta["name"])
+    return found is None or found["metadata"].get("uid") != meta.get("uid")
+
+
+def sync_children(kube: Kube, desired: list[dict[str, Any]], live: list[dict[str, Any]],
+                  owner: dict[str, Any] | None = None) -> SyncResult:
+    """`owner`: before re-creating a missing child of an owner reconciled before, check
+    the owner still exists. A watch can miss a deletion (Kopf re-lists after a 410 Gone
+    without reporting what went meanwhile): re-creating the child of a deleted owner
+    feeds the garbage collector, which deletes it again, in a loop."""
     result = SyncResult()
     live_by_key = {_key(c): c for c in live}
+    if (owner is not None and (owner.get("status") or {}).get("observedGeneration")
+            and any(_key(m) not in live_by_key for m in desired)
+            and _owner_gone(kube, owner)):
+        GONE.add(owner["metadata"].get("uid", ""))
+        result.owner_gone = True
+        return result
     for manifest in desired:
         if not needs_apply(manifest, live_by_key.get(_key(manifest))):
             continue

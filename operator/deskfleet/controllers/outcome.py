@@ -10,3 +10,4 @@ from dataclasses import dataclass, field
 class Outcome:
     errors: list[str] = field(default_factory=list)
     requeue_after: float | None = None
+    owner_gone: bool = False  # the object no longer exists although the cache has it

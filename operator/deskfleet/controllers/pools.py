@@ -86,7 +86,10 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
     apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
                                                       app_labels(a))
             for a in snap.apps}
-    result = sync_children(kube, build_pool_children(pool, settings, apps), snap.children)
+    result = sync_children(kube, build_pool_children(pool, settings, apps), snap.children,
+                           owner=body)
+    if result.owner_gone:
+        return Outcome(owner_gone=True)
     desired, ready = host_counts(snap.children)
     fields: dict[str, Any] = {
         "desiredHosts": desired,

@@ -9,6 +9,12 @@ from ..kube.client import Kube, KubeError
 from ..kube.resources import BY_KIND
 from .events import post_event
 
+# Objects the API server says are gone although the watch never said so (Kopf re-lists
+# after a 410 Gone without reporting what was deleted meanwhile, and stops watching a
+# namespace being deleted): their uids, so that workers skip their stale cache entries
+# instead of re-creating children the garbage collector deletes, in a loop.
+GONE: set[str] = set()
+
 
 def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
                  conditions: list[Cond]) -> bool:
@@ -30,6 +36,7 @@ def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
                          subresource="status")
     except KubeError as err:
         if err.not_found:  # deleted meanwhile: nothing left to report on
+            GONE.add(meta.get("uid", ""))
             return False
         raise
     _announce(kube, body, current.get("conditions") or [], conditions)

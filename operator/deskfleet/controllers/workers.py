@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from ..kube.client import KubeError
 from ..logcontext import CURRENT_OBJECT
@@ -17,10 +18,22 @@ from .outcome import Outcome
 from .policies import PolicySnapshot, reconcile_policy
 from .pools import PoolSnapshot, reconcile_pool
 from .runtime import RUNTIME
+from .status import GONE
 
 log = logging.getLogger("deskfleet")
 
 Job = Callable[[], Outcome]
+
+
+def _live(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cached body, unless the API server has said the object is gone (status.GONE)."""
+    if body is not None and body["metadata"].get("uid") in GONE:
+        return None
+    return body
+
+
+def _present(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in bodies if b["metadata"].get("uid") not in GONE]
 
 
 def job_for(key: tuple[str, str, str]) -> Job | None:
@@ -34,7 +47,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
                 RUNTIME.queue.add(each, low=True)
         return None
     if kind == "SessionHostPool":
-        body = cache.pool(namespace, name)
+        body = _live(cache.pool(namespace, name))
         if body is None:
             STATE.forget(kind, namespace, name)
             return None  # deleted: the garbage collector removes its children
@@ -45,7 +58,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
                                  cache.policies_in(namespace))
         return lambda: reconcile_pool(kube, settings, pool_snap)
     if kind == "PublishedApp":
-        body = cache.app(namespace, name)
+        body = _live(cache.app(namespace, name))
         if body is None:
             STATE.forget(kind, namespace, name)
             return None
@@ -60,16 +73,17 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",
                                                              p["metadata"]["name"]))
                  for p in cache.pools_in(namespace)}
-        cat_snap = CatalogSnapshot(namespace, cache.apps_in(namespace), pools,
+        cat_snap = CatalogSnapshot(namespace, _present(cache.apps_in(namespace)), pools,
                                    cache.catalog(namespace), cache.policies_in(namespace))
         return lambda: reconcile_catalog(kube, settings, cat_snap)
     if kind == "AccessPolicy":
-        body = next((p for p in cache.policies_in(namespace)
-                     if p["metadata"]["name"] == name), None)
+        body = _live(next((p for p in cache.policies_in(namespace)
+                                 if p["metadata"]["name"] == name), None))
         if body is None:
             STATE.forget(kind, namespace, name)
             return None
-        pol_snap = PolicySnapshot(body, cache.apps_in(namespace), cache.policies_in(namespace))
+        pol_snap = PolicySnapshot(body, _present(cache.apps_in(namespace)),
+                                  cache.policies_in(namespace))
         return lambda: reconcile_policy(kube, settings, pol_snap)
     return None
 
@@ -104,6 +118,12 @@ async def worker() -> None:
                                 extra={"errors": outcome.errors})
                 elif outcome.requeue_after:
                     queue.add_after(key, outcome.requeue_after)
+                if outcome.owner_gone:
+                    # Deleted behind the watch's back: forget it, and let the summaries
+                    # that listed it drop it.
+                    log.info("gone although no watch event said so; forgotten")
+                    STATE.forget(*key)
+                    queue.add((fanout.NAMESPACE, key[1], ""), low=True)
         except KubeError as err:  # the API refused or did not answer: retried, not a bug
             failed = True
             log.warning("reconcile incomplete, will retry", extra={"errors": [str(err)]})
