@@ -200,7 +200,10 @@ def test_agent_may_change_only_its_own_pod(bed: Bed, release: str, namespace: st
             return str(err)
 
     assert patch("host-a", {"deskfleet.io/sessions": "3"}) == ""
-    assert "only change the pod it runs in" in patch("host-b", {"deskfleet.io/sessions": "3"})
+    # The API server loads a new ValidatingAdmissionPolicy and its binding through an
+    # informer, so enforcement starts a moment after `helm install --wait` returns.
+    wait_until(lambda: "only change the pod it runs in" in patch(
+        "host-b", {"deskfleet.io/sessions": "3"}), timeout=30, what="the admission policy")
     assert "sessions annotations" in patch("host-a", {"deskfleet.io/draining-since": "x"})
     assert patch("host-a", {"deskfleet.io/sessions-reported-at": "2026-11-24T10:00:00Z"}) == ""
 
