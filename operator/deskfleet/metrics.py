@@ -32,6 +32,9 @@ RECONCILE_SECONDS = Histogram(
 WORKQUEUE_DEPTH = Gauge(
     "deskfleet_workqueue_depth", "Keys waiting for or in a reconcile pass (0: converged; "
     "the periodic re-checks wait on timers, not in the queue).", registry=REGISTRY)
+EVENTS_DROPPED = Counter(
+    "deskfleet_events_dropped", "Kubernetes Events dropped because the API server did not "
+    "take them as fast as the operator made them.", registry=REGISTRY)
 SCALING_DECISIONS = Counter(
     "deskfleet_pool_scaling_decisions", "Scaling decisions that changed a pool.",
     ["namespace", "pool", "direction"], registry=REGISTRY)

@@ -1,22 +1,30 @@
 """Kubernetes Events for what a person should notice. Posted on transitions only, so a
-quiet cluster gets no Event writes."""
+quiet cluster gets no Event writes.
+
+As client-go's recorder does, a reconcile hands its Event over and goes on: one thread
+posts them in order, so a burst of first transitions (a thousand apps turning Ready)
+does not hold every reconcile up by an extra request. The hand-over is bounded; if the
+API server cannot keep up, Events are dropped and counted, never waited for."""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from typing import Any
 
 from ..conditions import now_rfc3339
 from ..kube.client import Kube, KubeError
+from ..metrics import EVENTS_DROPPED
 
 log = logging.getLogger(__name__)
 
 
-def post_event(kube: Kube, body: dict[str, Any], type_: str, reason: str, message: str
-               ) -> None:
+def build_event(body: dict[str, Any], type_: str, reason: str, message: str
+                ) -> dict[str, Any]:
     meta = body["metadata"]
     now = now_rfc3339()
-    event = {
+    return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
@@ -32,7 +40,60 @@ def post_event(kube: Kube, body: dict[str, Any], type_: str, reason: str, messag
         "lastTimestamp": now,
         "count": 1,
     }
+
+
+def _post(kube: Kube, event: dict[str, Any]) -> None:
+    namespace = event["metadata"]["namespace"]
     try:
-        kube.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+        kube.request("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
     except KubeError as err:  # an Event is best effort; never fail a reconcile on it
-        log.warning("could not post event %s: %s", reason, err)
+        log.warning("could not post event %s: %s", event["reason"], err)
+
+
+class EventRecorder:
+    """Posts Events from its own thread once started; inline before that (one-shot
+    commands and tests that call a reconcile directly)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self._pending: queue.Queue[tuple[Kube, dict[str, Any]] | None] = queue.Queue(capacity)
+        self._thread: threading.Thread | None = None
+
+    def record(self, kube: Kube, body: dict[str, Any], type_: str, reason: str,
+               message: str) -> None:
+        event = build_event(body, type_, reason, message)
+        if self._thread is None:
+            _post(kube, event)
+            return
+        try:
+            self._pending.put_nowait((kube, event))
+        except queue.Full:
+            EVENTS_DROPPED.inc()
+            log.warning("event queue full; dropped event %s for %s", reason,
+                        body["metadata"]["name"])
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Post what is pending (for up to `timeout` seconds), then stop."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                self._pending.put(None, timeout=timeout)
+            except queue.Full:
+                return  # the API server is not answering; what is left is dropped
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self._pending.get()) is not None:
+            _post(*item)
+
+
+RECORDER = EventRecorder()
+
+
+def post_event(kube: Kube, body: dict[str, Any], type_: str, reason: str, message: str
+               ) -> None:
+    RECORDER.record(kube, body, type_, reason, message)

@@ -24,6 +24,7 @@ from ..render.catalog import CATALOG_COMPONENT
 from ..render.meta import MANAGED_BY, POOL_LABEL
 from . import cache as c
 from . import fanout
+from .events import RECORDER
 from .leader import LeaderElector
 from .runtime import RUNTIME, enqueue
 from .workers import resync, resync_all, worker
@@ -166,6 +167,7 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
                                           thread_name_prefix="reconcile")
     RUNTIME.tasks = [asyncio.create_task(worker()) for _ in range(RUNTIME.settings.workers)]
     RUNTIME.tasks.append(asyncio.create_task(resync()))
+    RECORDER.start()
     if RUNTIME.election:
         RUNTIME.leader = LeaderElector(RUNTIME.kube, on_elected=resync_all,
                                        on_deposed=STATE.clear, **RUNTIME.election)
@@ -178,5 +180,6 @@ async def stop(**_: Any) -> None:
         task.cancel()
     await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
     RUNTIME.queue.shutdown()
+    await asyncio.get_running_loop().run_in_executor(None, RECORDER.stop)
     if RUNTIME.executor:
         RUNTIME.executor.shutdown(wait=False, cancel_futures=True)
