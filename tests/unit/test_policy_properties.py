@@ -22,6 +22,7 @@ from deskfleet.policy import Decision, Request, evaluate, route_access, who_can_
 from deskfleet.policy.conditions import normalise_ip
 from deskfleet.policy.controls import PERMISSION_DEFAULTS
 from deskfleet.policy.evaluate import app_selected, policy_applies
+from deskfleet.policy.selection import LabelGroups, PolicySet, covering
 from deskfleet.render.meta import Resource
 
 Policy = Resource[AccessPolicySpec]
@@ -296,3 +297,22 @@ def test_route_never_blocks_an_allowed_request(policies: list[Policy], app: Any,
     if access.source_ranges:
         assert any(normalise_ip(req.source_ip) in ip_network(r) for r in access.source_ranges)
     assert req.mfa or not access.require_mfa
+
+
+@PROPERTY
+@given(policy_lists(), st.lists(apps, min_size=1, max_size=8))
+def test_memoised_coverage_equals_checking_each_app(policies: list[Policy],
+                                                    some_apps: list[Any]) -> None:
+    """PolicySet and LabelGroups answer per label set; the answer per app is unchanged."""
+    policy_set = PolicySet(policies)
+    for _ in range(2):  # the second round answers from the memo
+        for name, labels in some_apps:
+            naive = sorted((p for p in policies if app_selected(p.spec, name, labels)),
+                           key=lambda p: (-p.spec.priority, p.name))
+            assert covering(policy_set, name, labels) == naive
+            assert route_access(policy_set, name, labels) == route_access(policies, name,
+                                                                          labels)
+    groups = LabelGroups(some_apps)
+    for p in policies:
+        assert groups.covered_by(p.spec) == sorted(
+            {name for name, labels in some_apps if app_selected(p.spec, name, labels)})

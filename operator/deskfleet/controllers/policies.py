@@ -4,16 +4,18 @@ and the pools' host config, which are re-rendered whenever a policy changes.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..api.parse import InvalidSpec, parse
 from ..conditions import Cond
 from ..kube.client import Kube
+from ..memo import ByIdentity
 from ..metrics import STATE, PolicyFacts
 from ..policy.enforcement import Policy, app_labels, valid_policies
 from ..policy.gateway import could_override
-from ..policy.selection import app_selected
+from ..policy.selection import LabelGroups
 from ..settings import Settings
 from .outcome import Outcome
 from .status import write_status
@@ -28,12 +30,17 @@ class PolicySnapshot:
     policies: list[dict[str, Any]]
 
 
+_GROUPS: ByIdentity[LabelGroups] = ByIdentity()
+
+
 def _matched(policy: Policy, apps: list[dict[str, Any]]) -> list[str]:
-    return sorted(a["metadata"]["name"] for a in apps
-                  if app_selected(policy.spec, a["metadata"]["name"], app_labels(a)))
+    groups = _GROUPS.get(apps, lambda bodies: LabelGroups(
+        (a["metadata"]["name"], app_labels(a)) for a in bodies))
+    return groups.covered_by(policy.spec)
 
 
-def conflicts(policy: Policy, others: list[Policy], apps: list[dict[str, Any]]) -> list[str]:
+def conflicts(policy: Policy, others: Iterable[Policy], apps: list[dict[str, Any]]
+              ) -> list[str]:
     """Enforced policies of the same priority and opposite action over shared apps and
     subjects. Deny still wins; the condition tells the author the outcome may surprise."""
     if policy.spec.mode != "enforce":

@@ -4,68 +4,58 @@ reconcilers and the offline `deskfleet render`, so both produce the same manifes
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.parse import InvalidSpec, parse
+from ..memo import ByIdentity
 from ..render.app import RouteAccess, auth_annotations
 from ..render.meta import Resource
 from ..settings import Settings
 from .controls import combine_controls
 from .explain import rows_to_dict
 from .gateway import route_access, who_can_open
-from .selection import covering
+from .selection import PolicySet, covering
 
 Policy = Resource[AccessPolicySpec]
 
 
-def _identity(body: dict[str, Any]) -> tuple[Any, ...]:
-    meta = body.get("metadata") or {}
-    return (meta.get("uid"), meta.get("generation"), meta.get("name"), meta.get("namespace"),
-            tuple(sorted((meta.get("labels") or {}).items())))
+_VALID: ByIdentity[PolicySet] = ByIdentity()
 
 
-# The last answer per set of policies: every app and pool pass of a namespace asks about
-# the same few hundred policies, which change rarely.
-_LAST: dict[tuple[Any, ...], list[Policy]] = {}
-
-
-def valid_policies(bodies: list[dict[str, Any]]) -> list[Policy]:
+def valid_policies(bodies: list[dict[str, Any]]) -> PolicySet:
     """Policies the operator can act on; invalid ones report themselves in status."""
-    key = tuple(sorted(_identity(b) for b in bodies))
-    cacheable = all(k[0] and k[1] for k in key)  # objects read from the API server
-    if cacheable and (cached := _LAST.get(key)) is not None:
-        return list(cached)
+    return _VALID.get(bodies, _parse_valid)
+
+
+def _parse_valid(bodies: Sequence[dict[str, Any]]) -> PolicySet:
     out = []
     for body in bodies:
         try:
             out.append(parse(body))
         except InvalidSpec:
             continue
-    if cacheable:
-        if len(_LAST) > 64:
-            _LAST.clear()
-        _LAST[key] = out
-    return list(out)
+    return PolicySet(out)
 
 
 def app_labels(body: dict[str, Any]) -> dict[str, str]:
     return dict(body.get("metadata", {}).get("labels") or {})
 
 
-def access_for(policies: list[Policy], app_name: str, labels: dict[str, str],
+def access_for(policies: Iterable[Policy], app_name: str, labels: dict[str, str],
                settings: Settings) -> RouteAccess:
     access = route_access(policies, app_name, labels)
     return replace(access, extra_annotations=auth_annotations(access, settings))
 
 
-def allowed_by(policies: list[Policy], app_name: str, labels: dict[str, str]) -> list[str]:
+def allowed_by(policies: Iterable[Policy], app_name: str, labels: dict[str, str]) -> list[str]:
     return sorted(p.name for p in covering(policies, app_name, labels)
                   if p.spec.mode == "enforce" and p.spec.action == "allow")
 
 
-def app_session_config(policies: list[Policy], app_name: str, labels: dict[str, str]
+def app_session_config(policies: Iterable[Policy], app_name: str, labels: dict[str, str]
                        ) -> dict[str, Any]:
     """What the hosts' agent and the gateway read for one app: the most restrictive
     controls across every grant (a safe baseline), and each grant with its conditions so

@@ -64,8 +64,63 @@ def ordered(policies: Iterable[Policy]) -> list[Policy]:
     return out
 
 
+class PolicySet(tuple[Policy, ...]):
+    """A namespace's valid policies, with the answers of `covering` kept.
+
+    Which policies cover an app depends only on its labels, and on its name when some
+    policy lists apps by name. A namespace of thousands of apps has a few label sets, so
+    this turns apps x policies selector evaluations per catalog pass (20 million at
+    10,000 apps and 2,000 policies) into label sets x policies."""
+
+    _named: frozenset[str]
+    _answers: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Policy, ...]]
+
+    def __new__(cls, policies: Iterable[Policy]) -> PolicySet:
+        self = super().__new__(cls, policies)
+        self._named = frozenset(n for p in self for n in p.spec.apps.names)
+        self._answers = {}
+        return self
+
+    def covering(self, app_name: str, app_labels: Mapping[str, str]) -> tuple[Policy, ...]:
+        key = (app_name if app_name in self._named else "", tuple(sorted(app_labels.items())))
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = tuple(_covering(self, app_name, app_labels))
+        return answer
+
+
+def _covering(policies: Iterable[Policy], app_name: str,
+              app_labels: Mapping[str, str]) -> list[Policy]:
+    # Filtered before sorting: an app is covered by a few of a namespace's policies,
+    # and the sort key is not cheap.
+    return ordered(p for p in policies if app_selected(p.spec, app_name, app_labels))
+
+
 def covering(policies: Iterable[Policy], app_name: str,
              app_labels: Mapping[str, str]) -> list[Policy]:
-    """The policies that cover the app, in report order (filtered before sorting: an
-    app is covered by a few of a namespace's policies, and the sort key is not cheap)."""
-    return ordered(p for p in policies if app_selected(p.spec, app_name, app_labels))
+    """The policies that cover the app, in report order."""
+    if isinstance(policies, PolicySet):
+        return list(policies.covering(app_name, app_labels))
+    return _covering(policies, app_name, app_labels)
+
+
+class LabelGroups:
+    """A namespace's apps grouped by their labels: which apps a policy covers is then
+    one selector check per label set, not one per app."""
+
+    def __init__(self, apps: Iterable[tuple[str, Mapping[str, str]]]) -> None:
+        groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for name, labels in apps:
+            groups.setdefault(tuple(sorted(labels.items())), []).append(name)
+        self._groups = [(dict(labels), names) for labels, names in groups.items()]
+        self._names = frozenset(n for names in groups.values() for n in names)
+
+    def covered_by(self, policy_spec: AccessPolicySpec) -> list[str]:
+        """The names `app_selected` is true for, sorted."""
+        out = {n for n in policy_spec.apps.names if n in self._names}
+        selector = policy_spec.apps.selector
+        if selector is not None:
+            for labels, names in self._groups:
+                if selector_matches(selector, labels):
+                    out.update(names)
+        return sorted(out)
