@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from deskfleet.controllers.events import EventRecorder
 from deskfleet.metrics import EVENTS_DROPPED
 
@@ -46,7 +48,7 @@ def test_started_recorder_does_not_wait_for_the_api_server_and_keeps_order() -> 
     assert [e["reason"] for _, _, e in kube.posted] == [f"R{i}" for i in range(5)]
 
 
-def test_a_full_queue_drops_and_counts() -> None:
+def test_a_full_queue_drops_and_counts(caplog: pytest.LogCaptureFixture) -> None:
     release = threading.Event()
     kube = FakeKube(block=release)
     recorder = EventRecorder(capacity=2)
@@ -60,3 +62,20 @@ def test_a_full_queue_drops_and_counts() -> None:
     # One taken by the thread (blocked in the API call), two queued, the rest dropped.
     assert 7 <= dropped <= 8 and len(kube.posted) == 10 - dropped
     assert all(len(e["message"]) == 1024 for _, _, e in kube.posted)
+    # A flood of drops is one log line per interval (here: the first), with its count.
+    warnings = [r.getMessage() for r in caplog.records if "event queue full" in r.message]
+    assert len(warnings) == 1 and "dropped 1 event(s)" in warnings[0]
+
+
+def test_drop_log_reports_the_count_since_the_last_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+    kube = FakeKube(block=release)
+    recorder = EventRecorder(capacity=1, drop_log_interval=0.0)
+    recorder.start()
+    for i in range(6):
+        recorder.record(kube, APP, "Normal", f"R{i}", "")  # type: ignore[arg-type]
+    release.set()
+    recorder.stop()
+    lines = [r.getMessage() for r in caplog.records if "event queue full" in r.message]
+    assert lines and all("dropped 1 event(s)" in line for line in lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from ..conditions import now_rfc3339
@@ -52,11 +53,19 @@ def _post(kube: Kube, event: dict[str, Any]) -> None:
 
 class EventRecorder:
     """Posts Events from its own thread once started; inline before that (one-shot
-    commands and tests that call a reconcile directly)."""
+    commands and tests that call a reconcile directly).
 
-    def __init__(self, capacity: int = 1000) -> None:
+    The capacity covers the first pass over a large estate (ten thousand apps turning
+    Ready at once) without dropping; drops beyond it are logged at most once per
+    `drop_log_interval` seconds with their count, so an overload does not also flood
+    the log."""
+
+    def __init__(self, capacity: int = 10_000, drop_log_interval: float = 10.0) -> None:
         self._pending: queue.Queue[tuple[Kube, dict[str, Any]] | None] = queue.Queue(capacity)
         self._thread: threading.Thread | None = None
+        self._drop_log_interval = drop_log_interval
+        self._drops_unlogged = 0
+        self._last_drop_log = float("-inf")
 
     def record(self, kube: Kube, body: dict[str, Any], type_: str, reason: str,
                message: str) -> None:
@@ -68,8 +77,17 @@ class EventRecorder:
             self._pending.put_nowait((kube, event))
         except queue.Full:
             EVENTS_DROPPED.inc()
-            log.warning("event queue full; dropped event %s for %s", reason,
-                        body["metadata"]["name"])
+            self._log_drop(reason, body["metadata"]["name"])
+
+    def _log_drop(self, reason: str, name: str) -> None:
+        self._drops_unlogged += 1
+        now = time.monotonic()
+        if now - self._last_drop_log < self._drop_log_interval:
+            return
+        log.warning("event queue full (%d pending); dropped %d event(s), the latest %s "
+                    "for %s", self._pending.qsize(), self._drops_unlogged, reason, name)
+        self._drops_unlogged = 0
+        self._last_drop_log = now
 
     def start(self) -> None:
         if self._thread is None:
