@@ -4,9 +4,9 @@ reconcilers and the offline `deskfleet render`, so both produce the same manifes
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.parse import InvalidSpec, parse
@@ -20,6 +20,7 @@ from .gateway import route_access, who_can_open
 from .selection import PolicySet, covering
 
 Policy = Resource[AccessPolicySpec]
+T = TypeVar("T")
 
 
 _VALID: ByIdentity[PolicySet] = ByIdentity()
@@ -44,9 +45,18 @@ def app_labels(body: dict[str, Any]) -> dict[str, str]:
     return dict(body.get("metadata", {}).get("labels") or {})
 
 
+def _per_app(policies: Iterable[Policy], question: str, app_name: str,
+             labels: dict[str, str], answer: Callable[[], T]) -> T:
+    """Apps covered alike share one answer when the policies are a PolicySet."""
+    if isinstance(policies, PolicySet):
+        return policies.per_app(question, app_name, labels, answer)
+    return answer()
+
+
 def access_for(policies: Iterable[Policy], app_name: str, labels: dict[str, str],
                settings: Settings) -> RouteAccess:
-    access = route_access(policies, app_name, labels)
+    access = _per_app(policies, "route access", app_name, labels,
+                      lambda: route_access(policies, app_name, labels))
     return replace(access, extra_annotations=auth_annotations(access, settings))
 
 
@@ -55,11 +65,17 @@ def allowed_by(policies: Iterable[Policy], app_name: str, labels: dict[str, str]
                   if p.spec.mode == "enforce" and p.spec.action == "allow")
 
 
-def app_session_config(policies: Iterable[Policy], app_name: str, labels: dict[str, str]
+def app_session_config(policies: Sequence[Policy], app_name: str, labels: dict[str, str]
                        ) -> dict[str, Any]:
     """What the hosts' agent and the gateway read for one app: the most restrictive
     controls across every grant (a safe baseline), and each grant with its conditions so
     a gateway can apply the controls of the policies that allowed a given request."""
+    return _per_app(policies, "session config", app_name, labels,
+                    lambda: _session_config(policies, app_name, labels))
+
+
+def _session_config(policies: Sequence[Policy], app_name: str, labels: dict[str, str]
+                    ) -> dict[str, Any]:
     allows = [p for p in covering(policies, app_name, labels)
               if p.spec.mode == "enforce" and p.spec.action == "allow"]
     baseline = combine_controls([p.spec.session_controls for p in allows]) if allows else None

@@ -12,7 +12,7 @@ that pass it are then refused by `evaluate`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..api.accesspolicy import AccessPolicySpec, Subjects
 from ..render.app import RouteAccess
@@ -80,12 +80,11 @@ def _deny_label(deny: Policy) -> str:
     return f"{deny.name} ({'; '.join(conditions)})" if conditions else f"{deny.name} (always)"
 
 
-def who_can_open(policies: Iterable[Policy], app_name: str,
+def who_can_open(policies: Sequence[Policy], app_name: str,
                  app_labels: Mapping[str, str]) -> list[AccessRow]:
     """One row per enforced allow covering the app (priority desc, then name): who it
     admits, on which conditions, with which controls, and which enforced denies could
     still refuse them. Dry-run policies grant nothing, so they have no row."""
-    policies = list(policies)
     denies = _enforced(policies, app_name, app_labels, "deny")
     rows = []
     for allow in _enforced(policies, app_name, app_labels, "allow"):

@@ -3,13 +3,15 @@ label-selector semantics, so `kubectl get papp -l ...` and a policy agree on the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.common import LabelSelector, LabelSelectorRequirement
 from ..render.meta import Resource
 
 Policy = Resource[AccessPolicySpec]
+T = TypeVar("T")
 
 
 def _requirement_holds(req: LabelSelectorRequirement, labels: Mapping[str, str]) -> bool:
@@ -65,15 +67,17 @@ def ordered(policies: Iterable[Policy]) -> list[Policy]:
 
 
 class PolicySet(tuple[Policy, ...]):
-    """A namespace's valid policies, with the answers of `covering` kept.
+    """A namespace's valid policies, with answers about apps kept.
 
     Which policies cover an app depends only on its labels, and on its name when some
     policy lists apps by name. A namespace of thousands of apps has a few label sets, so
     this turns apps x policies selector evaluations per catalog pass (20 million at
-    10,000 apps and 2,000 policies) into label sets x policies."""
+    10,000 apps and 2,000 policies) into label sets x policies. What is derived from the
+    covering policies alone (an app's route access, its session config) is kept the
+    same way, through `per_app`."""
 
     _named: frozenset[str]
-    _answers: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Policy, ...]]
+    _answers: dict[tuple[str, tuple[str, tuple[tuple[str, str], ...]]], Any]
 
     def __new__(cls, policies: Iterable[Policy]) -> PolicySet:
         self = super().__new__(cls, policies)
@@ -81,12 +85,20 @@ class PolicySet(tuple[Policy, ...]):
         self._answers = {}
         return self
 
+    def per_app(self, question: str, app_name: str, app_labels: Mapping[str, str],
+                answer: Callable[[], T]) -> T:
+        """`answer()`, computed once per question and set of apps covered alike. The
+        answer must depend on the app only through the policies covering it, and is
+        shared: callers must not change it."""
+        key = (question, (app_name if app_name in self._named else "",
+                          tuple(sorted(app_labels.items()))))
+        if key not in self._answers:
+            self._answers[key] = answer()
+        return cast(T, self._answers[key])
+
     def covering(self, app_name: str, app_labels: Mapping[str, str]) -> tuple[Policy, ...]:
-        key = (app_name if app_name in self._named else "", tuple(sorted(app_labels.items())))
-        answer = self._answers.get(key)
-        if answer is None:
-            answer = self._answers[key] = tuple(_covering(self, app_name, app_labels))
-        return answer
+        return self.per_app("covering", app_name, app_labels,
+                            lambda: tuple(_covering(self, app_name, app_labels)))
 
 
 def _covering(policies: Iterable[Policy], app_name: str,
