@@ -1,5 +1,6 @@
-"""A namespace's catalog larger than a ConfigMap can hold as readable JSON, written by the
-operator's catalog pass to the real API server and read back."""
+"""Documents larger than a ConfigMap can hold as readable JSON — a namespace's catalog, a
+pool's host config — written by the operator's passes to the real API server and read
+back."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 import pytest
 
 from deskfleet.controllers.apps import CatalogSnapshot, reconcile_catalog
+from deskfleet.controllers.pools import PoolSnapshot, reconcile_pool
 from deskfleet.kube.client import Kube, KubeError, load_api_client
 from deskfleet.kube.compare import needs_apply
 from deskfleet.render.catalog import read_catalog
+from deskfleet.render.configdata import read_document
 from deskfleet.settings import Settings
 
 from ..conftest import Bed
@@ -68,3 +71,35 @@ def test_a_catalog_over_the_configmap_limit_is_stored_compressed(bed: Bed,
     shrunk = bed.get("configmap", settings.catalog_name, namespace)
     assert shrunk is not None and "binaryData" not in shrunk
     assert len(read_catalog(shrunk)["apps"]) == 5
+
+
+def test_a_pool_host_config_over_the_limit_is_stored_compressed(bed: Bed,
+                                                                namespace: str) -> None:
+    """Forty apps each granted by 200 policies: about 2 MB of readable host config."""
+    kube = Kube(load_api_client(bed.kubeconfig))
+    settings = Settings()
+    apps, policies = bodies(namespace, apps=40, policies=200)
+    bed.apply([{"apiVersion": API, "kind": "SessionHostPool",
+                "metadata": {"name": "desk", "namespace": namespace},
+                "spec": {"image": "registry.example/desktop:1"}}])
+    pool = bed.get("shp", "desk", namespace)
+    assert pool is not None
+
+    def config() -> dict[str, Any] | None:
+        return bed.get("configmap", "desk-host-config", namespace)
+
+    assert not reconcile_pool(kube, settings, PoolSnapshot(pool, [], apps=apps,
+                                                           policies=policies)).errors
+    live = config()
+    assert live is not None and "data" not in live
+    document = read_document(live, "host.json")
+    assert len(document["apps"]) == 40 and len(document["apps"]["app-0"]["grants"]) == 200
+    readable = json.dumps(document, indent=2)
+    assert len(readable) > 1024 * 1024  # would not have fitted
+    # A second pass over the same apps and policies writes no config.
+    children = [c for c in [config(), bed.get("deployment", "desk", namespace)] if c]
+    again = PoolSnapshot(pool, children, apps=apps, policies=policies)
+    assert not reconcile_pool(kube, settings, again).errors
+    after = config()
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]

@@ -8,12 +8,8 @@ from typing import Any
 
 import pytest
 
-from deskfleet.render.catalog import (
-    MAX_CATALOG_BYTES,
-    CatalogTooLarge,
-    build_catalog,
-    read_catalog,
-)
+from deskfleet.render.catalog import build_catalog, read_catalog
+from deskfleet.render.configdata import MAX_DOCUMENT_BYTES, DocumentTooLarge
 
 
 def entries(count: int, groups: int = 2, noise: int = 0) -> list[dict[str, Any]]:
@@ -38,7 +34,7 @@ def test_a_large_catalog_is_compressed_deterministically_and_reads_back() -> Non
     cm = build_catalog("ward", "deskfleet-catalog", many)
     assert cm is not None and "data" not in cm
     packed = cm["binaryData"]["catalog.json.gz"]
-    assert len(packed) * 3 // 4 <= MAX_CATALOG_BYTES
+    assert len(packed) * 3 // 4 <= MAX_DOCUMENT_BYTES
     document = read_catalog(cm)
     assert len(document["apps"]) == 3000 and document["apps"][0]["allowedGroups"][39] == "group-39"
     # The same apps give the same bytes: an unchanged pass has nothing to apply.
@@ -47,5 +43,5 @@ def test_a_large_catalog_is_compressed_deterministically_and_reads_back() -> Non
 
 
 def test_a_catalog_too_large_even_compressed_is_refused_naming_the_namespace() -> None:
-    with pytest.raises(CatalogTooLarge, match=r"namespace ward .*2000 apps.*split the apps"):
+    with pytest.raises(DocumentTooLarge, match=r"namespace ward .*2000 apps.*split the apps"):
         build_catalog("ward", "deskfleet-catalog", entries(2000, noise=600))

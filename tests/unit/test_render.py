@@ -4,15 +4,20 @@ cluster tests additionally apply every rendered kind to the real API server.)"""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deskfleet.api.parse import parse
+from deskfleet.controllers.pools import _desired_children
 from deskfleet.manifests import load_paths
 from deskfleet.render.app import PoolFacts, RouteAccess, app_url, build_app_children
 from deskfleet.render.catalog import build_catalog
+from deskfleet.render.configdata import DocumentTooLarge
 from deskfleet.render.offline import render_objects
-from deskfleet.render.pool import build_pool_children
+from deskfleet.render.pool import build_config_map, build_pool_children
 from deskfleet.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,3 +174,17 @@ def test_offline_render_of_examples() -> None:
     kinds = [d["kind"] for d in render_objects(EXAMPLES)]
     assert kinds.count("Deployment") == 3 and kinds.count("Ingress") == 11
     assert kinds.count("HTTPRoute") == 1 and kinds.count("ConfigMap") == 4
+
+
+def test_a_host_config_too_large_even_compressed_keeps_the_live_one() -> None:
+    """The hosts keep the config they have; the other children still converge."""
+    pool = example("clinical-desktop")
+    # Random grants (incompressible), a few MB of them.
+    apps = {f"app-{i}": {"grants": [os.urandom(512).hex()]} for i in range(2000)}
+    with pytest.raises(DocumentTooLarge, match=r"host config of pool .*2000 apps.*more pools"):
+        build_config_map(pool, apps)
+    live_config = {**build_config_map(pool), "metadata": {"name": "kept"}}
+    children, error = _desired_children(pool, Settings(), apps, [live_config])
+    assert error is not None and "2000 apps" in error
+    assert [c for c in children if c["kind"] == "ConfigMap"] == [live_config]
+    assert {c["kind"] for c in children} >= {"Deployment", "Service", "NetworkPolicy"}

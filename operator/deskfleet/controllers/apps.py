@@ -13,7 +13,8 @@ from ..kube.resources import BY_KIND
 from ..metrics import STATE, AppFacts
 from ..policy.enforcement import access_for, allowed_by, valid_policies
 from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, catalog_entry
-from ..render.catalog import CatalogTooLarge, build_catalog
+from ..render.catalog import build_catalog
+from ..render.configdata import DocumentTooLarge
 from ..settings import Settings
 from .children import sync_children
 from .outcome import Outcome
@@ -114,7 +115,7 @@ def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> 
         entries.append(catalog_entry(app, facts, ready=ready, access=access))
     try:
         desired = build_catalog(snap.namespace, settings.catalog_name, entries)
-    except CatalogTooLarge as err:
+    except DocumentTooLarge as err:
         return Outcome([str(err)])  # the catalog in place stays; retried with backoff
     configmap = BY_KIND[("v1", "ConfigMap")]
     try:

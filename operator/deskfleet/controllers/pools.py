@@ -12,7 +12,8 @@ from ..conditions import Cond
 from ..kube.client import Kube
 from ..metrics import SCALING_DECISIONS, STATE, PoolFacts
 from ..policy.enforcement import app_labels, app_session_config, valid_policies
-from ..render.pool import build_pool_children, host_selector
+from ..render.configdata import DocumentTooLarge
+from ..render.pool import Pool, build_pool_children, host_selector
 from ..scaling.decide import Decision, Memory
 from ..settings import Settings
 from .children import sync_children
@@ -69,6 +70,19 @@ def _scaling_fields(decision: Decision, changed: bool, before: int) -> dict[str,
     return fields
 
 
+def _desired_children(pool: Pool, settings: Settings, apps: dict[str, Any],
+                      live: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The pool's children, and why the host config could not be rendered, if so. Then
+    the hosts keep the config they have and the rest goes on: a pool must still scale
+    for the logon storm while someone trims its grants."""
+    try:
+        return build_pool_children(pool, settings, apps), None
+    except DocumentTooLarge as err:
+        kept = [c for c in live if c["kind"] == "ConfigMap"]
+        rest = [c for c in build_pool_children(pool, settings) if c["kind"] != "ConfigMap"]
+        return kept + rest, str(err)
+
+
 def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcome:
     body = snap.body
     status = body.get("status") or {}
@@ -86,10 +100,12 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
     apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
                                                       app_labels(a))
             for a in snap.apps}
-    result = sync_children(kube, build_pool_children(pool, settings, apps), snap.children,
-                           owner=body)
+    children, config_error = _desired_children(pool, settings, apps, snap.children)
+    result = sync_children(kube, children, snap.children, owner=body)
     if result.owner_gone:
         return Outcome(owner_gone=True)
+    if config_error:
+        result.errors.append(config_error)
     desired, ready = host_counts(snap.children)
     fields: dict[str, Any] = {
         "desiredHosts": desired,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..api.sessionhostpool import SessionHostPoolSpec
 from ..settings import Settings
+from .configdata import encode_document
 from .meta import ACCEPTING_LABEL, BUSY_LABEL, POOL_LABEL, Resource, without_none
 
 Pool = Resource[SessionHostPoolSpec]
 
 HOST_CONTAINER = "session-host"
 CONFIG_MOUNT = "/etc/deskfleet"
+HOST_CONFIG_KEY = "host.json"
 AGENT_PORT = 15090
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 PODINFO_MOUNT = "/etc/deskfleet/podinfo"
@@ -43,11 +44,17 @@ def host_config(pool: Pool, apps: dict[str, Any] | None = None) -> dict[str, Any
 
 
 def build_config_map(pool: Pool, apps: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mounted at CONFIG_MOUNT: `host.json`, or `host.json.gz` when a pool's apps carry
+    so many grants that it does not fit readable (see `configdata`). Raises
+    DocumentTooLarge when it does not fit even compressed."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": pool.child_metadata(host_config_name(pool.name), **{POOL_LABEL: pool.name}),
-        "data": {"host.json": json.dumps(host_config(pool, apps), indent=2, sort_keys=True)},
+        **encode_document(
+            HOST_CONFIG_KEY, host_config(pool, apps),
+            f"the host config of pool {pool.name} ({len(apps or {})} apps)",
+            "spread its apps over more pools, or grant them to fewer policies"),
     }
 
 
