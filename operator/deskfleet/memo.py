@@ -1,26 +1,33 @@
-"""Answers computed from lists of cached bodies, kept while the bodies are the same.
+"""Answers computed from lists of cached bodies, kept while what they read is the same.
 
 Every app pass of a namespace reads the same policies, and every policy pass the same
-apps; those change rarely compared with how often they are read. The operator's cache
-replaces a body when its object changes and never changes one in place, so the ids of
-the bodies say whether the list is the same. An entry holds its bodies, so their ids
-cannot be reused by other objects while it is kept."""
+apps; those change rarely compared with how often they are read, and most of their
+changes are the operator's own status writes, which no such answer reads. So a memo is
+keyed by what its answer reads of each body (`key`): by default the body's identity —
+the operator's cache replaces a body when its object changes and never changes one in
+place — or, say, a policy's uid and generation, which status writes leave alone. An
+entry holds its bodies, so their ids cannot be reused by other objects while it is
+kept."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class ByIdentity(Generic[T]):
-    def __init__(self, size: int = 64) -> None:
+class Memo(Generic[T]):
+    def __init__(self, key: Callable[[Any], Hashable] = id, size: int = 64) -> None:
+        self._key = key
         self._size = size
-        self._answers: dict[tuple[int, ...], tuple[list[Any], T]] = {}
+        self._answers: dict[tuple[Hashable, ...], tuple[list[Any], T]] = {}
 
-    def get(self, bodies: Sequence[Any], compute: Callable[[Sequence[Any]], T]) -> T:
-        key = tuple(map(id, bodies))
+    def get(self, bodies: Sequence[Any], compute: Callable[[Sequence[Any]], T],
+            version: Hashable | None = None) -> T:
+        """`version`, when the caller has one, stands for the bodies' keys: it must
+        change whenever what the answer reads of them does."""
+        key = (version,) if version is not None else tuple(map(self._key, bodies))
         if (kept := self._answers.get(key)) is not None:
             return kept[1]
         answer = compute(bodies)
@@ -28,3 +35,11 @@ class ByIdentity(Generic[T]):
             self._answers.clear()
         self._answers[key] = (list(bodies), answer)
         return answer
+
+
+def spec_key(body: dict[str, Any]) -> Hashable:
+    """What an answer about an object's spec reads of it: its uid and generation (a new
+    generation for every spec change), or the body itself when it has neither."""
+    meta = body.get("metadata") or {}
+    uid, generation = meta.get("uid"), meta.get("generation")
+    return (uid, generation) if uid and generation else id(body)

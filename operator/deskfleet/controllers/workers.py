@@ -82,8 +82,9 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         if body is None:
             STATE.forget(kind, namespace, name)
             return None
-        pol_snap = PolicySnapshot(body, _present(cache.apps_in(namespace)),
-                                  cache.policies_in(namespace))
+        pol_snap = PolicySnapshot(
+            body, _present(cache.apps_in(namespace)), cache.policies_in(namespace),
+            apps_version=(namespace, RUNTIME.facts.app_labels_version(namespace), len(GONE)))
         return lambda: reconcile_policy(kube, settings, pol_snap)
     return None
 

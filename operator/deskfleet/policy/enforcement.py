@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.parse import InvalidSpec, parse
-from ..memo import ByIdentity
+from ..memo import Memo, spec_key
 from ..render.app import RouteAccess, auth_annotations
 from ..render.meta import Resource
 from ..settings import Settings
@@ -23,7 +23,9 @@ Policy = Resource[AccessPolicySpec]
 T = TypeVar("T")
 
 
-_VALID: ByIdentity[PolicySet] = ByIdentity()
+# By spec: the policies' status writes (thousands while a namespace converges) keep
+# the PolicySet, and with it every answer it has kept.
+_VALID: Memo[PolicySet] = Memo(key=spec_key)
 
 
 def valid_policies(bodies: list[dict[str, Any]]) -> PolicySet:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 from typing import Any
+
+import orjson
 
 # The API server refuses a ConfigMap whose data exceed 1 MiB; this leaves room for the
 # metadata and for the apply's own overhead.
@@ -27,16 +28,17 @@ def encode_document(key: str, document: Any, what: str, remedy: str) -> dict[str
 
     Raises DocumentTooLarge, naming `what` and the `remedy`, when even compressed it
     does not fit."""
-    # The compact dump runs in C; indenting runs in Python and is dear at this size,
-    # so it is tried only when the result can fit.
-    compact = json.dumps(document, separators=(",", ":"), sort_keys=True)
+    # orjson, not json: a pool's host config is re-rendered on every pass over the pool,
+    # and json's indenting encoder (pure Python) took an eighth of the operator's CPU at
+    # 10,000 apps.
+    compact = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     if len(compact) <= MAX_DOCUMENT_BYTES // 2:
-        readable = json.dumps(document, indent=2, sort_keys=True)
-        if len(readable.encode()) <= MAX_DOCUMENT_BYTES:
-            return {"data": {key: readable}}
+        readable = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+        if len(readable) <= MAX_DOCUMENT_BYTES:
+            return {"data": {key: readable.decode()}}
     # mtime=0: the same document compresses to the same bytes, so a pass over unchanged
     # objects finds nothing to apply.
-    packed = gzip.compress(compact.encode(), mtime=0)
+    packed = gzip.compress(compact, mtime=0)
     if len(packed) > MAX_DOCUMENT_BYTES:
         raise DocumentTooLarge(
             f"{what} takes {len(packed)} bytes even compressed, over the "
@@ -48,5 +50,5 @@ def read_document(configmap: dict[str, Any], key: str) -> Any:
     """The document stored under `key` by `encode_document`, in whichever form."""
     packed = (configmap.get("binaryData") or {}).get(f"{key}.gz")
     if packed is not None:
-        return json.loads(gzip.decompress(base64.b64decode(packed)))
-    return json.loads((configmap.get("data") or {})[key])
+        return orjson.loads(gzip.decompress(base64.b64decode(packed)))
+    return orjson.loads((configmap.get("data") or {})[key])
