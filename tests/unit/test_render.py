@@ -188,3 +188,32 @@ def test_a_host_config_too_large_even_compressed_keeps_the_live_one() -> None:
     assert error is not None and "2000 apps" in error
     assert [c for c in children if c["kind"] == "ConfigMap"] == [live_config]
     assert {c["kind"] for c in children} >= {"Deployment", "Service", "NetworkPolicy"}
+
+
+def test_a_pool_is_rendered_again_only_when_its_inputs_change() -> None:
+    """Scaling passes (every 30 s per pool) reuse the rendering; a new app label, a
+    policy's new spec or the pool's new generation do not."""
+    from deskfleet.controllers.pools import PoolSnapshot, _rendered
+
+    body = next(d for d in EXAMPLES if d["metadata"]["name"] == "clinical-desktop")
+    body = {**body, "metadata": {**body["metadata"], "uid": "uid-r", "generation": 1}}
+    policy = next(d for d in EXAMPLES if d["kind"] == "AccessPolicy")
+    policy = {**policy, "metadata": {**policy["metadata"], "uid": "p1", "generation": 1}}
+    app = {"apiVersion": "deskfleet.io/v1alpha1", "kind": "PublishedApp",
+           "metadata": {"name": "epr", "namespace": body["metadata"].get("namespace"),
+                        "labels": {"tier": "a"}},
+           "spec": {"poolRef": {"name": "clinical-desktop"}}}
+    pool = parse(body)
+
+    def render(app_labels: dict[str, str], generation: int = 1,
+               policy_generation: int = 1) -> list[dict[str, Any]]:
+        a = {**app, "metadata": {**app["metadata"], "labels": app_labels}}
+        p = {**policy, "metadata": {**policy["metadata"], "generation": policy_generation}}
+        b = {**body, "metadata": {**body["metadata"], "generation": generation}}
+        return _rendered(pool, Settings(), PoolSnapshot(b, [], apps=[a], policies=[p]))[0]
+
+    first = render({"tier": "a"})
+    assert render({"tier": "a"}) is first  # a status write changed nothing it reads
+    assert render({"tier": "b"}) is not first
+    assert render({"tier": "b"}, generation=2) is not render({"tier": "b"})
+    assert render({"tier": "b"}, policy_generation=2) is not render({"tier": "b"})
