@@ -36,6 +36,11 @@ class Memo(Generic[T]):
         self._answers[key] = (list(bodies), answer)
         return answer
 
+    def peek(self, version: Hashable) -> T | None:
+        """The answer kept for `version`, if any."""
+        kept = self._answers.get((version,))
+        return kept[1] if kept is not None else None
+
 
 def spec_key(body: dict[str, Any]) -> Hashable:
     """What an answer about an object's spec reads of it: its uid and generation (a new

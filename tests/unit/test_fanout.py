@@ -78,23 +78,30 @@ def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None
     assert memory.swap(key, {"generation": 3}) is None
 
 
-def test_app_labels_version_moves_only_when_an_apps_labels_do() -> None:
+def test_versions_move_only_when_app_labels_or_policy_specs_do() -> None:
     memory = Memory()
     key = ("PublishedApp", "ns", "pacs")
-    seen = [memory.app_labels_version("ns")]
+    seen = [memory.version("PublishedApp", "ns")]
 
     def swap(body: dict[str, Any] | None) -> None:
         memory.swap(key, None if body is None else facts("PublishedApp", body))
-        seen.append(memory.app_labels_version("ns"))
+        seen.append(memory.version("PublishedApp", "ns"))
 
     swap(app())  # appeared
     swap(app(ready=True))  # status only
     swap(app(generation=2))  # spec only
     swap(app(labels={"tier": "x"}))
     swap(None)  # went away
-    memory.swap(("AccessPolicy", "ns", "p"), facts("AccessPolicy", app()))
-    assert seen == [0, 1, 1, 1, 2, 3] and memory.app_labels_version("ns") == 3
-    assert memory.app_labels_version("other") == 0
+    policy = ("AccessPolicy", "ns", "p")
+    memory.swap(policy, facts("AccessPolicy", app()))
+    assert seen == [0, 1, 1, 1, 2, 3] and memory.version("PublishedApp", "ns") == 3
+    assert memory.version("AccessPolicy", "ns") == 1
+    memory.swap(policy, facts("AccessPolicy", app(ready=True)))  # status only
+    memory.swap(policy, facts("AccessPolicy", app(labels={"x": "y"})))  # labels only
+    assert memory.version("AccessPolicy", "ns") == 1
+    memory.swap(policy, facts("AccessPolicy", app(generation=2)))
+    assert memory.version("AccessPolicy", "ns") == 2
+    assert memory.version("PublishedApp", "other") == 0
 
 
 def managed(*entries: tuple[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,9 @@ class AppSnapshot:
     pool_children: list[dict[str, Any]]
     children: list[dict[str, Any]]
     policies: list[dict[str, Any]]
+    # What the watch handlers counted of the policies' specs when this was taken (see
+    # fanout.Memory.version); None: the bodies themselves say.
+    policies_version: Hashable | None = None
 
 
 def pool_facts(name: str, pool_body: dict[str, Any] | None,
@@ -73,7 +77,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
                                       Cond("Degraded", True, "InvalidSpec",
                                            "; ".join(err.problems))])
         return Outcome()
-    policies = valid_policies(snap.policies)
+    policies = valid_policies(snap.policies, snap.policies_version)
     access = access_for(policies, app.name, app.labels, settings)
     facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
     desired = build_app_children(app, facts, access)
@@ -97,11 +101,14 @@ class CatalogSnapshot:
     pools: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
     live: dict[str, Any] | None
     policies: list[dict[str, Any]]
+    # What the watch handlers counted of the policies' specs when this was taken (see
+    # fanout.Memory.version); None: the bodies themselves say.
+    policies_version: Hashable | None = None
 
 
 def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> Outcome:
     entries = []
-    policies = valid_policies(snap.policies)
+    policies = valid_policies(snap.policies, snap.policies_version)
     for body in snap.apps:
         try:
             app = parse(body)

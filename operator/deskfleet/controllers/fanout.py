@@ -127,21 +127,26 @@ def own_echo(body: Mapping[str, Any], manager: str) -> bool:
 
 class Memory:
     """The facts of every object as of its last event (one entry per live object), and
-    per namespace a version of its apps' names and labels, which is what a policy's
-    coverage reads: answers computed from the apps are kept while it stays the same."""
+    per namespace a version of what answers computed from many objects read: its apps'
+    names and labels (a policy's coverage), its policies' specs (every decision). Such
+    answers are kept while the version stays the same."""
 
     def __init__(self) -> None:
         self._facts: dict[Key, Facts] = {}
-        self._app_labels_version: dict[str, int] = {}
+        self._versions: dict[tuple[str, str], int] = {}
 
     def swap(self, key: Key, new: Facts | None) -> Facts | None:
         """Remember `new` (None: deleted) and return what was remembered before."""
         old = self._facts.pop(key, None)
         if new is not None:
             self._facts[key] = new
-        if key[0] == "PublishedApp" and _changed(old, new, "labels"):
-            self._app_labels_version[key[1]] = self._app_labels_version.get(key[1], 0) + 1
+        kind, namespace = key[0], key[1]
+        if ((kind == "PublishedApp" and _changed(old, new, "labels"))
+                or (kind == "AccessPolicy" and _changed(old, new, "generation"))):
+            self._versions[kind, namespace] = self._versions.get((kind, namespace), 0) + 1
         return old
 
-    def app_labels_version(self, namespace: str) -> int:
-        return self._app_labels_version.get(namespace, 0)
+    def version(self, kind: str, namespace: str) -> int:
+        """PublishedApp: of the namespace's app names and labels; AccessPolicy: of its
+        policies' names and specs."""
+        return self._versions.get((kind, namespace), 0)

@@ -32,6 +32,9 @@ class PoolSnapshot:
     pods: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)  # the apps on this pool
     policies: list[dict[str, Any]] = field(default_factory=list)
+    # What the watch handlers counted of the policies' specs when this was taken (see
+    # fanout.Memory.version); None: the bodies themselves say.
+    policies_version: Hashable | None = None
 
 
 def _deployment(children: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -95,7 +98,7 @@ _RENDERED_MAX = 4096
 
 def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot
               ) -> tuple[list[dict[str, Any]], str | None]:
-    policies = valid_policies(snap.policies)
+    policies = valid_policies(snap.policies, snap.policies_version)
     key = (pool.uid, pool.name, pool.namespace, snap.body["metadata"].get("generation"),
            tuple((a["metadata"]["name"], tuple(sorted(app_labels(a).items())))
                  for a in snap.apps))

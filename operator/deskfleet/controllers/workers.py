@@ -15,7 +15,7 @@ from ..metrics import STATE
 from . import fanout
 from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
 from .outcome import Outcome
-from .policies import PolicySnapshot, reconcile_policy
+from .policies import PolicySnapshot, known_app_groups, reconcile_policy
 from .pools import PoolSnapshot, reconcile_pool
 from .runtime import RUNTIME
 from .status import GONE
@@ -34,6 +34,10 @@ def _live(body: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _present(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [b for b in bodies if b["metadata"].get("uid") not in GONE]
+
+
+def _policies_version(namespace: str) -> tuple[str, str, int]:
+    return ("policies", namespace, RUNTIME.facts.version("AccessPolicy", namespace))
 
 
 def job_for(key: tuple[str, str, str]) -> Job | None:
@@ -55,7 +59,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
                 if a is not None]
         pool_snap = PoolSnapshot(body, cache.children(namespace, kind, name),
                                  cache.pods(namespace, name), apps,
-                                 cache.policies_in(namespace))
+                                 cache.policies_in(namespace), _policies_version(namespace))
         return lambda: reconcile_pool(kube, settings, pool_snap)
     if kind == "PublishedApp":
         body = _live(cache.app(namespace, name))
@@ -67,14 +71,16 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
             body=body, pool=cache.pool(namespace, pool_name),
             pool_children=cache.children(namespace, "SessionHostPool", pool_name),
             children=cache.children(namespace, kind, name),
-            policies=cache.policies_in(namespace))
+            policies=cache.policies_in(namespace),
+            policies_version=_policies_version(namespace))
         return lambda: reconcile_app(kube, settings, app_snap)
     if kind == "catalog":
         pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",
                                                              p["metadata"]["name"]))
                  for p in cache.pools_in(namespace)}
         cat_snap = CatalogSnapshot(namespace, _present(cache.apps_in(namespace)), pools,
-                                   cache.catalog(namespace), cache.policies_in(namespace))
+                                   cache.catalog(namespace), cache.policies_in(namespace),
+                                   _policies_version(namespace))
         return lambda: reconcile_catalog(kube, settings, cat_snap)
     if kind == "AccessPolicy":
         body = _live(next((p for p in cache.policies_in(namespace)
@@ -82,9 +88,12 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         if body is None:
             STATE.forget(kind, namespace, name)
             return None
+        apps_version = (namespace, RUNTIME.facts.version("PublishedApp", namespace), len(GONE))
+        groups = known_app_groups(apps_version)
         pol_snap = PolicySnapshot(
-            body, _present(cache.apps_in(namespace)), cache.policies_in(namespace),
-            apps_version=(namespace, RUNTIME.facts.app_labels_version(namespace), len(GONE)))
+            body, [] if groups is not None else _present(cache.apps_in(namespace)),
+            cache.policies_in(namespace), apps_version=apps_version, groups=groups,
+            policies_version=_policies_version(namespace))
         return lambda: reconcile_policy(kube, settings, pol_snap)
     return None
 

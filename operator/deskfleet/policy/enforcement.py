@@ -4,7 +4,7 @@ reconcilers and the offline `deskfleet render`, so both produce the same manifes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -28,9 +28,11 @@ T = TypeVar("T")
 _VALID: Memo[PolicySet] = Memo(key=spec_key)
 
 
-def valid_policies(bodies: list[dict[str, Any]]) -> PolicySet:
-    """Policies the operator can act on; invalid ones report themselves in status."""
-    return _VALID.get(bodies, _parse_valid)
+def valid_policies(bodies: list[dict[str, Any]], version: Hashable | None = None
+                   ) -> PolicySet:
+    """Policies the operator can act on; invalid ones report themselves in status.
+    `version`: see `Memo.get` (the watch handlers count the policies' spec changes)."""
+    return _VALID.get(bodies, _parse_valid, version=version)
 
 
 def _parse_valid(bodies: Sequence[dict[str, Any]]) -> PolicySet:
