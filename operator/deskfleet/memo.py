@@ -18,28 +18,34 @@ T = TypeVar("T")
 
 
 class Memo(Generic[T]):
-    def __init__(self, key: Callable[[Any], Hashable] = id, size: int = 64) -> None:
-        self._key = key
-        self._size = size
-        self._answers: dict[tuple[Hashable, ...], tuple[list[Any], T]] = {}
+    """The latest answer per slot (a namespace): a pass only ever asks about the present,
+    and an answer kept for an older version would keep thousands of replaced bodies
+    alive (this held 1.5 GB at 10,000 apps when it kept the last 64 answers)."""
 
-    def get(self, bodies: Sequence[Any], compute: Callable[[Sequence[Any]], T],
-            version: Hashable | None = None) -> T:
+    def __init__(self, key: Callable[[Any], Hashable] = id, slots: int = 1024) -> None:
+        self._key = key
+        self._slots = slots
+        self._answers: dict[Hashable, tuple[Hashable, list[Any] | None, T]] = {}
+
+    def get(self, slot: Hashable, bodies: Sequence[Any],
+            compute: Callable[[Sequence[Any]], T], version: Hashable | None = None) -> T:
         """`version`, when the caller has one, stands for the bodies' keys: it must
         change whenever what the answer reads of them does."""
-        key = (version,) if version is not None else tuple(map(self._key, bodies))
-        if (kept := self._answers.get(key)) is not None:
-            return kept[1]
+        key = ("version", version) if version is not None else tuple(map(self._key, bodies))
+        kept = self._answers.get(slot)
+        if kept is not None and kept[0] == key:
+            return kept[2]
         answer = compute(bodies)
-        if len(self._answers) >= self._size:
+        if slot not in self._answers and len(self._answers) >= self._slots:
             self._answers.clear()
-        self._answers[key] = (list(bodies), answer)
+        # Keyed by ids, the entry holds the bodies so the ids cannot be reused meanwhile.
+        self._answers[slot] = (key, list(bodies) if version is None else None, answer)
         return answer
 
-    def peek(self, version: Hashable) -> T | None:
+    def peek(self, slot: Hashable, version: Hashable) -> T | None:
         """The answer kept for `version`, if any."""
-        kept = self._answers.get((version,))
-        return kept[1] if kept is not None else None
+        kept = self._answers.get(slot)
+        return kept[2] if kept is not None and kept[0] == ("version", version) else None
 
 
 def spec_key(body: dict[str, Any]) -> Hashable:

@@ -45,15 +45,17 @@ class PolicySnapshot:
 _GROUPS: Memo[LabelGroups] = Memo()
 
 
-def known_app_groups(apps_version: Hashable) -> LabelGroups | None:
-    return _GROUPS.peek(apps_version)
+def known_app_groups(namespace: str, apps_version: Hashable) -> LabelGroups | None:
+    return _GROUPS.peek(namespace, apps_version)
 
 
 def app_groups(snap: PolicySnapshot) -> LabelGroups:
     if snap.groups is not None:
         return snap.groups
-    return _GROUPS.get(snap.apps, lambda bodies: LabelGroups(
-        (a["metadata"]["name"], app_labels(a)) for a in bodies), version=snap.apps_version)
+    return _GROUPS.get(
+        snap.body["metadata"].get("namespace"), snap.apps,
+        lambda bodies: LabelGroups((a["metadata"]["name"], app_labels(a)) for a in bodies),
+        version=snap.apps_version)
 
 
 def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> list[str]:

@@ -3,6 +3,7 @@ sessions, and report status."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,18 +92,28 @@ def _desired_children(pool: Pool, settings: Settings, apps: dict[str, Any],
 # A pool is passed every scaling period and on every change of its hosts, but its
 # children change only with its spec, its apps' names and labels, and the policies.
 # Rendering the host config of twenty apps each granted by 200 policies takes ~15 ms:
-# at 500 pools that alone took most of a core, so the rendering is kept per pool.
-_RENDERED: dict[str, tuple[Hashable, PolicySet, list[dict[str, Any]]]] = {}
-_RENDERED_MAX = 4096
+# at 500 pools that alone took most of a core, so the rendering is kept per pool, within
+# a memory budget (a host config may be up to 900 KiB).
+_RENDERED: dict[str, tuple[Hashable, PolicySet, list[dict[str, Any]], int]] = {}
+_RENDERED_BUDGET = 64 * 1024 * 1024
+_rendered_bytes = 0
+_rendered_lock = threading.Lock()  # pools are reconciled on several threads at once
+
+
+def _config_bytes(children: list[dict[str, Any]]) -> int:
+    return sum(len(value) for c in children if c["kind"] == "ConfigMap"
+               for part in ("data", "binaryData") for value in (c.get(part) or {}).values())
 
 
 def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot
               ) -> tuple[list[dict[str, Any]], str | None]:
+    global _rendered_bytes
     policies = valid_policies(snap.policies, snap.policies_version)
     key = (pool.uid, pool.name, pool.namespace, snap.body["metadata"].get("generation"),
            tuple((a["metadata"]["name"], tuple(sorted(app_labels(a).items())))
                  for a in snap.apps))
-    kept = _RENDERED.get(pool.uid)
+    with _rendered_lock:
+        kept = _RENDERED.get(pool.uid)
     if kept is not None and kept[0] == key and kept[1] is policies:
         return kept[2], None
     apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
@@ -110,9 +121,15 @@ def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot
             for a in snap.apps}
     children, error = _desired_children(pool, settings, apps, snap.children)
     if error is None:  # kept only when it does not depend on the live children
-        if len(_RENDERED) >= _RENDERED_MAX:
-            _RENDERED.clear()
-        _RENDERED[pool.uid] = (key, policies, children)
+        size = _config_bytes(children)
+        with _rendered_lock:
+            if (old := _RENDERED.pop(pool.uid, None)) is not None:
+                _rendered_bytes -= old[3]
+            if _rendered_bytes + size > _RENDERED_BUDGET:
+                _RENDERED.clear()
+                _rendered_bytes = 0
+            _RENDERED[pool.uid] = (key, policies, children, size)
+            _rendered_bytes += size
     return children, error
 
 

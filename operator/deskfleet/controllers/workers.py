@@ -89,7 +89,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
             STATE.forget(kind, namespace, name)
             return None
         apps_version = (namespace, RUNTIME.facts.version("PublishedApp", namespace), len(GONE))
-        groups = known_app_groups(apps_version)
+        groups = known_app_groups(namespace, apps_version)
         pol_snap = PolicySnapshot(
             body, [] if groups is not None else _present(cache.apps_in(namespace)),
             cache.policies_in(namespace), apps_version=apps_version, groups=groups,

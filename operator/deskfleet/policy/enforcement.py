@@ -32,7 +32,8 @@ def valid_policies(bodies: list[dict[str, Any]], version: Hashable | None = None
                    ) -> PolicySet:
     """Policies the operator can act on; invalid ones report themselves in status.
     `version`: see `Memo.get` (the watch handlers count the policies' spec changes)."""
-    return _VALID.get(bodies, _parse_valid, version=version)
+    namespace = bodies[0].get("metadata", {}).get("namespace") if bodies else None
+    return _VALID.get(namespace, bodies, _parse_valid, version=version)
 
 
 def _parse_valid(bodies: Sequence[dict[str, Any]]) -> PolicySet:
