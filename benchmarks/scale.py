@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
 import testbed  # noqa: E402
 
+SETTLE_S = 6.0  # longer than the longest debounce of a fan-out (fanout.POLICIES_DELAY)
 WRITES = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
 DESKFLEET_KINDS = {"sessionhostpools", "publishedapps", "accesspolicies"}
 # The kinds the operator renders (and labels, for pods).
@@ -208,16 +209,19 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
             time.sleep(0.2)
         apps_ready = time.monotonic() - started
         # Converged: every app Ready, every pool's hosts up, and the operator's work
-        # queue empty (twice in a row, as an event can briefly empty it between keys).
-        idle = 0
-        # Rendering the operator's metrics costs it CPU in proportion to the apps (a
-        # series each): at 10,000 apps a poll every 0.25 s would take 8% of it.
+        # queue empty. A debounced fan-out (fanout.py: up to POLICIES_DELAY, 5 s) waits
+        # on a timer, outside the queue: so the queue must stay empty for longer than
+        # that, and convergence is the last moment it was busy.
         poll = 0.25 if args.apps <= 1000 else 1.0
-        while idle < 2 and time.monotonic() - started < args.timeout:
-            settled = queue_depth(metrics_port) == 0 and pools_settled(kubectl, ns)
-            idle = idle + 1 if settled else 0
+        last_busy = time.monotonic()
+        while (time.monotonic() - last_busy < SETTLE_S
+               and time.monotonic() - started < args.timeout):
+            # Rendering the operator's metrics costs it CPU in proportion to the apps (a
+            # series each): at 10,000 apps a poll every 0.25 s would take 8% of it.
+            if queue_depth(metrics_port) != 0 or not pools_settled(kubectl, ns):
+                last_busy = time.monotonic()
             time.sleep(poll)
-        converged = time.monotonic() - started
+        converged = last_busy - started
         after = request_counts(kubectl)
         time.sleep(args.quiet)
         quiet = request_counts(kubectl)
