@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ AUTH_URL_MFA = "https://auth-mfa.northgate.example/oauth2/auth"
 
 
 def _load_testbed_module() -> Any:
+    if "testbed" in sys.modules:  # once: free_port remembers the ports it handed out
+        return sys.modules["testbed"]
     spec = importlib.util.spec_from_file_location("testbed", REPO / "hack" / "testbed.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -91,9 +92,7 @@ class Bed:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return int(_load_testbed_module().free_port())
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.2,
