@@ -30,9 +30,7 @@ class AppSnapshot:
     pool_children: list[dict[str, Any]]
     children: list[dict[str, Any]]
     policies: list[dict[str, Any]]
-    # What the watch handlers counted of the policies' specs when this was taken (see
-    # fanout.Memory.version); None: the bodies themselves say.
-    policies_version: Hashable | None = None
+    policies_version: Hashable | None = None  # see fanout.Memory.version
 
 
 def pool_facts(name: str, pool_body: dict[str, Any] | None,
@@ -101,9 +99,7 @@ class CatalogSnapshot:
     pools: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
     live: dict[str, Any] | None
     policies: list[dict[str, Any]]
-    # What the watch handlers counted of the policies' specs when this was taken (see
-    # fanout.Memory.version); None: the bodies themselves say.
-    policies_version: Hashable | None = None
+    policies_version: Hashable | None = None  # see fanout.Memory.version
 
 
 def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> Outcome:

@@ -34,9 +34,7 @@ class PolicySnapshot:
     # Taken from `_GROUPS` on the event loop when it has them for `apps_version`: then
     # `apps` is left empty, as listing 10,000 apps per policy pass was a fifth of the CPU.
     groups: LabelGroups | None = None
-    # What the watch handlers counted of the policies' specs when this was taken (see
-    # fanout.Memory.version); None: the bodies themselves say.
-    policies_version: Hashable | None = None
+    policies_version: Hashable | None = None  # see fanout.Memory.version
 
 
 # Grouping 10,000 apps takes tens of milliseconds, and while apps turn Ready their

@@ -33,9 +33,7 @@ class PoolSnapshot:
     pods: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)  # the apps on this pool
     policies: list[dict[str, Any]] = field(default_factory=list)
-    # What the watch handlers counted of the policies' specs when this was taken (see
-    # fanout.Memory.version); None: the bodies themselves say.
-    policies_version: Hashable | None = None
+    policies_version: Hashable | None = None  # see fanout.Memory.version
 
 
 def _deployment(children: list[dict[str, Any]]) -> dict[str, Any] | None:
