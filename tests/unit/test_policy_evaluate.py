@@ -19,9 +19,17 @@ import yaml
 
 from deskfleet.api.accesspolicy import AccessPolicySpec, SessionControls
 from deskfleet.api.parse import parse
-from deskfleet.policy import Controls, Decision, Request, evaluate, route_access, who_can_open
+from deskfleet.policy import (
+    Controls,
+    Decision,
+    Request,
+    app_selected,
+    evaluate,
+    policy_applies,
+    route_access,
+    who_can_open,
+)
 from deskfleet.policy.controls import combine_controls
-from deskfleet.policy.evaluate import app_selected, policy_applies
 from deskfleet.policy.explain import (
     decision_to_dict,
     format_decision,
@@ -337,3 +345,38 @@ def test_bad_requests_and_decisions_are_refused() -> None:
     with pytest.raises(ValueError, match="no policy matched"):
         Decision(app="epr", allowed=False, controls=None, decided_by=(), matches=(),
                  reason="Denied.")
+
+
+def test_a_deny_on_other_groups_is_listed_against_an_allow_its_members_may_share() -> None:
+    """A person can be in `clinicians` and `locums`: a deny of locums refuses them even
+    though the allow names only clinicians, so who-can-open and the hosts' config must
+    show it (they once compared group names and missed it)."""
+    from deskfleet.policy.enforcement import app_session_config
+
+    allow = policy({"subjects": {"groups": ["clinicians"]}, "apps": {"names": ["epr"]}},
+                   name="clinicians")
+    deny = policy({"subjects": {"groups": ["locums", "agency"]}, "apps": {"names": ["epr"]},
+                   "action": "deny"}, name="no-locums")
+    both = request(groups=("clinicians", "locums"))
+    assert not evaluate([allow, deny], "epr", {}, both).allowed
+    rows = who_can_open([allow, deny], "epr", {})
+    assert rows[0].overridable_by == ("no-locums (always)",)
+    grants = app_session_config([allow, deny], "epr", {})["grants"]
+    assert grants[0]["overridableBy"] == ["no-locums (always)"]
+
+
+def test_baseline_controls_are_the_strictest_grant_not_the_combination() -> None:
+    """A clinician admitted by `home` alone gets no clipboard-to-client (its default);
+    the host's baseline must not say on because another grant, `office`, sets it."""
+    from deskfleet.policy.enforcement import app_session_config
+
+    home = policy({"subjects": {"groups": ["clinicians"]}, "apps": {"names": ["epr"]}},
+                  name="home")
+    office = policy({"subjects": {"groups": ["office"]}, "apps": {"names": ["epr"]},
+                     "sessionControls": {"clipboardToClient": True, "idleTimeout": "1h"}},
+                    name="office")
+    baseline = app_session_config([home, office], "epr", {})["baselineControls"]
+    assert baseline["clipboardToClient"] is False
+    assert baseline["idleTimeoutSeconds"] == 3600
+    alone = evaluate([home, office], "epr", {}, request(groups=("clinicians",)))
+    assert alone.controls is not None and alone.controls.clipboard_to_client is False

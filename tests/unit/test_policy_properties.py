@@ -18,11 +18,18 @@ from hypothesis import strategies as st
 
 from deskfleet.api.accesspolicy import AccessPolicySpec
 from deskfleet.api.common import WEEKDAYS, parse_duration
-from deskfleet.policy import Decision, Request, evaluate, route_access, who_can_open
+from deskfleet.policy import (
+    Decision,
+    Request,
+    app_selected,
+    evaluate,
+    policy_applies,
+    route_access,
+    who_can_open,
+)
 from deskfleet.policy.conditions import normalise_ip
 from deskfleet.policy.controls import PERMISSION_DEFAULTS
 from deskfleet.policy.enforcement import access_for, app_session_config
-from deskfleet.policy.evaluate import app_selected, policy_applies
 from deskfleet.policy.selection import LabelGroups, PolicySet, covering
 from deskfleet.render.meta import Resource
 from deskfleet.settings import Settings as OperatorSettings
@@ -324,3 +331,70 @@ def test_memoised_coverage_equals_checking_each_app(policies: list[Policy],
     for p in policies:
         assert groups.covered_by(p.spec) == sorted(
             {name for name, labels in some_apps if app_selected(p.spec, name, labels)})
+
+
+# --- holes closed in the portal round (issue 14) ---------------------------------------
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_evaluating_a_policy_set_equals_evaluating_the_list(policies: list[Policy], app: Any,
+                                                            req: Request) -> None:
+    """The portal evaluates PolicySets (covering kept per label set): same decision."""
+    policy_set = PolicySet(policies)
+    for _ in range(2):
+        assert decide(policy_set, app, req) == decide(policies, app, req)
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_baseline_controls_are_never_looser_than_any_admitted_request(
+        policies: list[Policy], app: Any, req: Request) -> None:
+    """What the hosts apply before they know which grant admitted a session must be at
+    least as strict as the controls of every request the policies allow."""
+    decision = decide(policies, app, req)
+    if decision.controls is None:
+        return
+    baseline = app_session_config(policies, *app)["baselineControls"]
+    got = decision.controls.wire()
+    for name in ("clipboardToHost", "clipboardToClient", "fileUpload", "fileDownload",
+                 "printing"):
+        assert not baseline[name] or got[name], name  # baseline on => request on
+    for name in ("recording", "watermark"):
+        assert baseline[name] or not got[name], name  # request on => baseline on
+    for name in ("idleTimeoutSeconds", "maxSessionSeconds"):
+        if got[name] is not None:
+            assert baseline[name] is not None and baseline[name] <= got[name], name
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_every_deny_that_refuses_an_allowed_subject_is_listed_against_the_allow(
+        policies: list[Policy], app: Any, req: Request) -> None:
+    """who-can-open names every enforced deny that can refuse someone an allow admits:
+    here a request both an allow and a deny apply to (a user in both groups, say)."""
+    allows = applying(policies, app, req, "allow")
+    denies = applying(policies, app, req, "deny")
+    rows = {row.policy: row for row in who_can_open(policies, *app)}
+    for allow in allows:
+        listed = {label.split(" (")[0] for label in rows[allow].overridable_by}
+        assert denies <= listed, (allow, denies, listed)
+
+
+@PROPERTY
+@given(policy_lists(), apps, requests)
+def test_hints_say_mfa_exactly_when_mfa_is_what_an_applicable_allow_lacks(
+        policies: list[Policy], app: Any, req: Request) -> None:
+    from deskfleet.policy.hints import HINT_MFA, HINT_NOT_GRANTED, denial_hints
+
+    decision = decide(policies, app, req)
+    hints = denial_hints(decision)
+    if decision.allowed:
+        assert hints == ()
+        return
+    assert hints
+    with_mfa = decide(policies, app, Request(req.user, req.groups, req.source_ip,
+                                             req.country, True, req.time))
+    if not req.mfa and with_mfa.allowed:
+        assert HINT_MFA in hints  # step-up is always offered where it would help
+    if HINT_NOT_GRANTED in hints:
+        assert not with_mfa.allowed

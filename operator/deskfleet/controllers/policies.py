@@ -8,13 +8,13 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.accesspolicy import Subjects
 from ..api.parse import InvalidSpec, parse
 from ..conditions import Cond
 from ..kube.client import Kube
 from ..memo import Memo
 from ..metrics import STATE, PolicyFacts
 from ..policy.enforcement import Policy, app_labels, valid_policies
-from ..policy.gateway import could_override
 from ..policy.selection import LabelGroups
 from ..settings import Settings
 from .outcome import Outcome
@@ -56,6 +56,13 @@ def app_groups(snap: PolicySnapshot) -> LabelGroups:
         version=snap.apps_version)
 
 
+def _name_the_same(a: Subjects, b: Subjects) -> bool:
+    # A conflict is reported only where the two policies name the same group or user:
+    # any deny naming a group *may* hit an allow's members (who-can-open says so), but
+    # flagging every such pair would bury the clashes an author wants to see.
+    return bool(set(a.groups) & set(b.groups) or set(a.users) & set(b.users))
+
+
 def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> list[str]:
     """Enforced policies of the same priority and opposite action over shared apps and
     subjects. Deny still wins; the condition tells the author the outcome may surprise."""
@@ -69,8 +76,8 @@ def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> li
                 or other.spec.action == policy.spec.action):
             continue
         deny, allow = (policy, other) if policy.spec.action == "deny" else (other, policy)
-        if mine & set(apps.covered_by(other.spec)) and could_override(deny.spec.subjects,
-                                                                allow.spec.subjects):
+        if mine & set(apps.covered_by(other.spec)) and _name_the_same(deny.spec.subjects,
+                                                                      allow.spec.subjects):
             out.append(other.name)
     return sorted(out)
 

@@ -20,6 +20,10 @@ Policy = Resource[AccessPolicySpec]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Check = tuple[bool, str]
 
+SUBJECTS, SOURCE, COUNTRY, MFA, TIME = "subjects", "source", "country", "mfa", "time"
+"""The kinds of check a policy makes; a denied user is told which kind failed (never
+which policy), e.g. "complete MFA" or "outside the allowed hours"."""
+
 
 def bracket(items: Iterable[str]) -> str:
     return "[" + ", ".join(sorted(items)) + "]"
@@ -111,23 +115,28 @@ def _time(conditions: Conditions, when: datetime) -> Check | None:
     return False, f"{stamp} outside {windows}"
 
 
+def run_checks(policy: Policy, request: Request) -> list[tuple[str, bool, str]]:
+    """Every check the policy makes of the request: (kind, holds, why)."""
+    cond = policy.spec.conditions
+    checks = [
+        (SUBJECTS, _subjects(policy.spec.subjects, request)),
+        (SOURCE, _source(cond.source_ranges, request.source_ip)),
+        (COUNTRY, _country(cond.countries, request.country)),
+        (MFA, _mfa(cond.require_mfa, request.mfa)),
+        (TIME, _time(cond, request.time)),
+    ]
+    return [(kind, *check) for kind, check in checks if check is not None]
+
+
 def policy_applies(policy: Policy, request: Request) -> tuple[bool, list[str]]:
     """Whether the request is one of the policy's subjects and meets all its conditions.
 
     The reasons are the satisfied checks when it applies, the failed checks when not.
     Whether the policy covers the app is a separate question (`app_selected`).
     """
-    cond = policy.spec.conditions
-    checks = [_subjects(policy.spec.subjects, request)] + [
-        check for check in (
-            _source(cond.source_ranges, request.source_ip),
-            _country(cond.countries, request.country),
-            _mfa(cond.require_mfa, request.mfa),
-            _time(cond, request.time),
-        ) if check is not None
-    ]
-    applies = all(ok for ok, _ in checks)
-    return applies, [text for ok, text in checks if ok == applies]
+    checks = run_checks(policy, request)
+    applies = all(ok for _, ok, _ in checks)
+    return applies, [text for _, ok, text in checks if ok == applies]
 
 
 def describe_conditions(cond: Conditions) -> list[str]:

@@ -36,6 +36,31 @@ PERMISSION_DEFAULTS: dict[str, bool] = {
 }
 """What a permission is when no applying allow sets it (the secure defaults)."""
 
+def most_restrictive(each: Sequence[Controls]) -> Controls:
+    """The controls no admitted user is looser than: for the baseline a host applies
+    before it knows which grant admitted a session. Each input is one grant's effective
+    controls (its own settings over the defaults), so a permission is on only if every
+    grant gives it, a requirement on if any grant imposes it, a limit the shortest."""
+    if not each:
+        raise ValueError("the most restrictive of no controls is undefined")
+
+    def shortest(values: list[int | None]) -> int | None:
+        set_values = [v for v in values if v is not None]
+        return min(set_values) if set_values else None
+
+    return Controls(
+        clipboard_to_host=all(c.clipboard_to_host for c in each),
+        clipboard_to_client=all(c.clipboard_to_client for c in each),
+        file_upload=all(c.file_upload for c in each),
+        file_download=all(c.file_download for c in each),
+        printing=all(c.printing for c in each),
+        recording=any(c.recording for c in each),
+        watermark=any(c.watermark for c in each),
+        idle_timeout_seconds=shortest([c.idle_timeout_seconds for c in each]),
+        max_session_seconds=shortest([c.max_session_seconds for c in each]),
+    )
+
+
 def _permission(values: list[bool | None], default: bool) -> bool:
     set_values = [v for v in values if v is not None]
     if not set_values:

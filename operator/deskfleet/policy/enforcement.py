@@ -14,7 +14,7 @@ from ..memo import Memo, spec_key
 from ..render.app import RouteAccess, auth_annotations
 from ..render.meta import Resource
 from ..settings import Settings
-from .controls import combine_controls
+from .controls import combine_controls, most_restrictive
 from .explain import rows_to_dict
 from .gateway import route_access, who_can_open
 from .selection import PolicySet, covering
@@ -73,8 +73,9 @@ def allowed_by(policies: Iterable[Policy], app_name: str, labels: dict[str, str]
 def app_session_config(policies: Sequence[Policy], app_name: str, labels: dict[str, str]
                        ) -> dict[str, Any]:
     """What the hosts' agent and the gateway read for one app: the most restrictive
-    controls across every grant (a safe baseline), and each grant with its conditions so
-    a gateway can apply the controls of the policies that allowed a given request."""
+    controls across every grant (a safe baseline: no admitted user is looser, whichever
+    grant admitted them), and each grant with its conditions so a gateway can apply the
+    controls of the policies that allowed a given request."""
     return _per_app(policies, "session config", app_name, labels,
                     lambda: _session_config(policies, app_name, labels))
 
@@ -83,7 +84,8 @@ def _session_config(policies: Sequence[Policy], app_name: str, labels: dict[str,
                     ) -> dict[str, Any]:
     allows = [p for p in covering(policies, app_name, labels)
               if p.spec.mode == "enforce" and p.spec.action == "allow"]
-    baseline = combine_controls([p.spec.session_controls for p in allows]) if allows else None
+    baseline = most_restrictive([combine_controls([p.spec.session_controls]) for p in allows]
+                                ) if allows else None
     return {
         "baselineControls": baseline.wire() if baseline else None,
         "grants": rows_to_dict(who_can_open(policies, app_name, labels)),

@@ -29,18 +29,22 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..render.meta import Resource
-from .conditions import policy_applies
+from .conditions import run_checks
 from .controls import combine_controls
 from .model import NO_POLICY_MATCHED, Decision, Match, Outcome, Request
-from .selection import app_selected, ordered
+from .selection import PolicySet, app_selected, ordered
 
 Policy = Resource[AccessPolicySpec]
 
 
 def _match(policy: Policy, request: Request) -> Match:
-    applies, reasons = policy_applies(policy, request)
+    checks = run_checks(policy, request)
+    applies = all(ok for _, ok, _ in checks)
     return Match(policy=policy.name, action=policy.spec.action, priority=policy.spec.priority,
-                 mode=policy.spec.mode, applies=applies, reasons=tuple(reasons))
+                 mode=policy.spec.mode, applies=applies,
+                 reasons=tuple(text for _, ok, text in checks if ok == applies),
+                 checked=tuple(kind for kind, _, _ in checks),
+                 failed=tuple(kind for kind, ok, _ in checks if not ok))
 
 
 def _outcome(evaluated: Sequence[tuple[Policy, Match]], with_dry_run: bool) -> Outcome:
@@ -79,8 +83,14 @@ def _reason(outcome: Outcome, matches: Sequence[Match], app_name: str) -> str:
 def evaluate(policies: Iterable[Policy], app_name: str, app_labels: Mapping[str, str],
              request: Request) -> Decision:
     """Decide one request for one app under the contract at the top of this module."""
-    everything = ordered(policies)
-    cover = [p for p in everything if app_selected(p.spec, app_name, app_labels)]
+    if isinstance(policies, PolicySet):
+        # The portal asks this for every request: the covering policies of a label set
+        # are kept by the set, so a request costs only the checks of those few.
+        cover = list(policies.covering(app_name, app_labels))
+        everything: Sequence[Policy] = policies
+    else:
+        everything = ordered(policies)
+        cover = [p for p in everything if app_selected(p.spec, app_name, app_labels)]
     evaluated = [(p, _match(p, request)) for p in cover]
     matches = tuple(m for _, m in evaluated)
     enforced = _outcome(evaluated, with_dry_run=False)
@@ -98,5 +108,6 @@ def evaluate(policies: Iterable[Policy], app_name: str, app_labels: Mapping[str,
         reason=_reason(enforced, matches, app_name),
         dry_run=dry_run,
         dry_run_would_change=would_change,
-        not_covering=tuple(sorted({p.name for p in everything} - {p.name for p in cover})),
+        not_covering=policies.not_covering(app_name, app_labels) if isinstance(policies, PolicySet)
+        else tuple(sorted({p.name for p in everything} - {p.name for p in cover})),
     )

@@ -65,13 +65,14 @@ def route_access(policies: Iterable[Policy], app_name: str,
 
 def could_override(deny: Subjects, allow: Subjects) -> bool:
     """Whether a deny may hit some subject of an allow. Group membership is not known
-    until a request arrives, so a deny naming users may hit members of the allow's
-    groups, and a deny naming groups may hit the allow's users."""
+    until a request arrives and a person is in many groups: a deny naming any group may
+    hit anyone the allow admits (its users, or members of its groups, who may also be in
+    the deny's groups); a deny naming users may hit the allow's groups' members. Only a
+    deny of users against an allow of users alone is decided by the names."""
     return bool(
-        set(deny.groups) & set(allow.groups)
+        deny.groups
         or set(deny.users) & set(allow.users)
         or (deny.users and allow.groups)
-        or (deny.groups and allow.users)
     )
 
 

@@ -82,6 +82,11 @@ class Match:
     mode: Mode
     applies: bool
     reasons: tuple[str, ...]
+    checked: tuple[str, ...] = ()
+    """The kinds of check the policy made (conditions.SUBJECTS, SOURCE, ...)."""
+    failed: tuple[str, ...] = ()
+    """The kinds of check that failed: what user-facing hints are made of, as they must
+    not reveal which policy said no."""
 
     @property
     def enforced(self) -> bool:

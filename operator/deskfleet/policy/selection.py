@@ -100,6 +100,13 @@ class PolicySet(tuple[Policy, ...]):
         return self.per_app("covering", app_name, app_labels,
                             lambda: tuple(_covering(self, app_name, app_labels)))
 
+    def not_covering(self, app_name: str, app_labels: Mapping[str, str]) -> tuple[str, ...]:
+        """The names of the set's policies that do not cover the app, sorted."""
+        def answer() -> tuple[str, ...]:
+            cover = {p.name for p in self.covering(app_name, app_labels)}
+            return tuple(sorted({p.name for p in self} - cover))
+        return self.per_app("not covering", app_name, app_labels, answer)
+
 
 def _covering(policies: Iterable[Policy], app_name: str,
               app_labels: Mapping[str, str]) -> list[Policy]:
