@@ -72,26 +72,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
-def _cmd_agent(args: argparse.Namespace) -> int:
-    import logging
-
-    from .agent.reporter import Agent, AgentConfig
-    from .kube.client import Kube, load_api_client
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if not args.pod or not args.namespace:
-        print("error: --pod and --namespace (or POD_NAME and POD_NAMESPACE) are required",
-              file=sys.stderr)
-        return 2
-    config = AgentConfig(
-        pod=args.pod, namespace=args.namespace, port=args.port, proc_net=Path(args.proc_net),
-        annotations_file=Path(args.annotations_file) if args.annotations_file else None,
-        drain_file=Path(args.drain_file) if args.drain_file else None,
-        interval=args.interval, heartbeat=args.heartbeat, metrics_port=args.metrics_port)
-    Agent(config, Kube(load_api_client(), field_manager="deskfleet-agent")).run()
-    return 0
-
-
 def _cmd_explain(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
@@ -175,22 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fail if the files in --out differ from the models")
     crds.set_defaults(func=_cmd_crds)
 
+    from .agent.cli import add_arguments as add_agent_arguments
+    from .agent.cli import run_cli as run_agent
+
     agent = sub.add_parser("agent", help="count this host's sessions and report them "
                            "(runs as a sidecar of every session host)")
-    agent.add_argument("--pod", default=os.environ.get("POD_NAME", ""))
-    agent.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
-    agent.add_argument("--port", type=int, required=True, help="the session port")
-    agent.add_argument("--proc-net", default="/proc/self/net",
-                       help="where the TCP tables are (the pod's network namespace)")
-    agent.add_argument("--annotations-file", default="/etc/deskfleet/podinfo/annotations",
-                       help="the downward-API file of the pod's annotations ('' to ignore)")
-    agent.add_argument("--drain-file", default="/run/deskfleet/draining",
-                       help="created while draining, for the host to read ('' to disable)")
-    agent.add_argument("--interval", type=float, default=2.0, help="seconds between counts")
-    agent.add_argument("--heartbeat", type=float, default=30.0,
-                       help="report at least this often even if unchanged (seconds)")
-    agent.add_argument("--metrics-port", type=int, default=15090, help="0 to disable")
-    agent.set_defaults(func=_cmd_agent)
+    add_agent_arguments(agent)
+    agent.set_defaults(func=run_agent)
 
     explain = sub.add_parser(
         "explain", help="may this user open this app, with which controls, and why; "

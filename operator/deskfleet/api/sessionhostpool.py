@@ -118,6 +118,58 @@ class Backend(Model):
     """The ports hosts may open on it."""
 
 
+LoadBalancing = Literal["breadthFirst", "depthFirst", "auto"]
+
+NoticeMessage = Annotated[str, Field(max_length=512, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
+"""A notice for users: plain text, newlines allowed, no other control characters."""
+
+
+class Drain(Model):
+    """How scale-in retires a host without cutting anyone's session."""
+
+    max_wait: Duration = "8h"
+    """The drain grace. With forceLogoff, the deadline given to the host's users in the
+    notice when the drain starts: they are logged off once it has passed. Without it,
+    informational: a draining host then waits for its sessions however long they last."""
+    force_logoff: bool = False
+    """Log the remaining users off once maxWait has passed, after a notice with the
+    deadline delivered into their sessions at the start of the drain. Off by default: a
+    draining host with sessions is then kept until they end."""
+    notify_users: bool = True
+    """Show the message to the users of a draining host even without a forced logoff.
+    (A forced logoff always notifies.)"""
+    message: NoticeMessage = (
+        "This session host is being retired. Please save your work; your next logon "
+        "will land on another host."
+    )
+    """The notice shown to users of a draining host; the deadline, if any, is shown
+    with it."""
+    logoff_timeout: Duration = "10m"
+    """How long a host may take to log its users off once asked to; after that it is
+    removed even if it still reports sessions."""
+
+
+class PhaseDrain(Model):
+    """A schedule phase's own drain settings; unset fields keep the pool's."""
+
+    max_wait: Duration | None = None
+    """The drain grace during the phase (see the pool's drain.maxWait)."""
+    force_logoff: bool | None = None
+    """Whether hosts drained during the phase log their users off after maxWait."""
+    message: NoticeMessage | None = None
+    """The notice for hosts drained during the phase."""
+
+
+class DemandSettings(Model):
+    """Scale-out ahead of the logons the gateway sees, not only the sessions that exist."""
+
+    margin_percent: Annotated[int, Field(ge=0, le=500)] = 50
+    """Headroom on the recent logon rate: keep free the slots for the logons expected
+    while a new host starts, plus this much."""
+    startup_estimate: Duration = "5m"
+    """A host's start-up time (creation to Ready) until the operator has measured it."""
+
+
 class SchedulePhase(Model):
     """A period of the week in which the pool needs a different floor or buffer."""
 
@@ -138,6 +190,10 @@ class SchedulePhase(Model):
     """Free session slots to keep ready during the phase."""
     buffer_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     """Free slots as a percentage of active sessions during the phase."""
+    drain: PhaseDrain | None = None
+    """Drain grace, forced logoff and notice for hosts drained during the phase."""
+    load_balancing: LoadBalancing | None = None
+    """Which hosts take new sessions during the phase (see the pool's loadBalancing)."""
 
     cel_rules: ClassVar[list[dict[str, str]]] = [
         {"rule": "self.start < self.end", "message": "start must be before end",
@@ -173,23 +229,6 @@ class Schedule(Model):
     ]
 
 
-class Drain(Model):
-    """How scale-in retires a host without cutting anyone's session."""
-
-    max_wait: Duration = "8h"
-    """How long a draining host waits for its sessions to end."""
-    force_logoff: bool = False
-    """After maxWait, log the remaining users off and remove the host. Off by default:
-    a draining host with sessions is then kept until they end."""
-    notify_users: bool = True
-    """Ask the host's agent to tell users that the host is being retired."""
-    message: Annotated[str, Field(max_length=512)] = (
-        "This session host is being retired. Please save your work; your next logon "
-        "will land on another host."
-    )
-    """The notice shown to users of a draining host."""
-
-
 class Scaling(Model):
     """Session-aware autoscaling: the signal is sessions, not CPU."""
 
@@ -217,6 +256,14 @@ class Scaling(Model):
     signal_max_age: Duration = "2m"
     """A host whose session report is older than this counts as unknown: the pool never
     scales in on missing data."""
+    load_balancing: LoadBalancing = "breadthFirst"
+    """Which hosts take new sessions: `breadthFirst` every host with a free slot (logons
+    spread); `depthFirst` only as few of the fullest hosts as hold the buffer (the
+    others empty sooner and scale in); `auto` depth-first while the pool has surplus
+    hosts, breadth-first otherwise."""
+    demand: DemandSettings = DemandSettings()
+    """How logons the gateway sees (launches, logons that found no free slot) drive
+    scale-out ahead of sessions."""
 
     cel_rules: ClassVar[list[dict[str, str]]] = [
         {"rule": "self.minHosts <= self.maxHosts", "message": "minHosts must not exceed maxHosts",
@@ -239,6 +286,22 @@ class Agent(Model):
     grows only to the floor (minHosts or the schedule phase's) and never scales in."""
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Override the agent image (defaults to the operator's own image)."""
+    session_source: Literal["tcp", "host"] = "tcp"
+    """Where the agent learns the host's sessions. `tcp`: established connections on the
+    session port — for stateless web apps; a remote-desktop session whose user is
+    disconnected has none and looks gone. `host`: the host's own report, disconnected
+    sessions included (docs/session-contract.md)."""
+    host_report_url: Annotated[str, Field(
+        max_length=256,
+        pattern=r"^http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}(/[^\s?#]*)?$",
+    )] | None = None
+    """With sessionSource `host`: read the report from this endpoint on the pod's
+    loopback instead of the shared file, e.g. `http://127.0.0.1:4001/sessions`."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "!has(self.hostReportUrl) || self.sessionSource == 'host'",
+         "message": "hostReportUrl needs sessionSource: host", "fieldPath": ".hostReportUrl"},
+    ]
 
 
 class SessionHostPoolSpec(Model):
@@ -314,7 +377,15 @@ class SessionHostPoolStatus(Model):
     hosts: str | None = None
     """`ready/desired`, for `kubectl get`."""
     sessions: int | None = None
-    """Active sessions across the pool."""
+    """Sessions across the pool, disconnected ones included."""
+    disconnected_sessions: int | None = None
+    """Of those, sessions whose user is disconnected (hosts that report them)."""
+    unknown_hosts: int | None = None
+    """Ready hosts whose agent has never reported: kept, but not counted as load."""
+    logging_off_hosts: int | None = None
+    """Draining hosts whose users are being logged off after the notice's deadline."""
+    startup_seconds: int | None = None
+    """Measured host start-up (creation to Ready), a recent high percentile."""
     capacity: int | None = None
     """Session slots on ready, non-draining hosts."""
     utilization_percent: int | None = None

@@ -17,7 +17,9 @@ HOST_CONFIG_KEY = "host.json"
 AGENT_PORT = 15090
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 PODINFO_MOUNT = "/etc/deskfleet/podinfo"
-DRAIN_MOUNT = "/run/deskfleet"
+DRAIN_MOUNT = "/run/deskfleet"  # agent -> host: draining, notice.json, logoff.json
+HOST_REPORT_MOUNT = "/run/deskfleet-host"  # host -> agent: sessions.json
+HOST_REPORT_FILE = f"{HOST_REPORT_MOUNT}/sessions.json"
 
 
 def host_config_name(pool_name: str) -> str:
@@ -96,16 +98,33 @@ def agent_name(pool_name: str) -> str:
     return f"{pool_name}-agent"
 
 
+def _agent_args(spec: SessionHostPoolSpec) -> list[str]:
+    args = ["agent", "--port", str(spec.session_port), "--metrics-port", str(AGENT_PORT)]
+    # TCP pools keep exactly the arguments they always had: no rollout on upgrade.
+    if spec.agent.session_source == "host":
+        args += ["--session-source", "host", "--host-report-file", HOST_REPORT_FILE]
+        if spec.agent.host_report_url:
+            args += ["--host-report-url", spec.agent.host_report_url]
+    return args
+
+
 def build_agent_container(pool: Pool, settings: Settings) -> dict[str, Any]:
     def field(path: str) -> dict[str, Any]:
         return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
 
+    mounts = [
+        {"name": "agent-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
+        {"name": "podinfo", "mountPath": PODINFO_MOUNT, "readOnly": True},
+        {"name": "drain-notice", "mountPath": DRAIN_MOUNT},
+    ]
+    if pool.spec.agent.session_source == "host":
+        mounts.append({"name": "host-report", "mountPath": HOST_REPORT_MOUNT,
+                       "readOnly": True})
     return {
         "name": "deskfleet-agent",
         "image": pool.spec.agent.image or settings.operator_image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["agent", "--port", str(pool.spec.session_port),
-                 "--metrics-port", str(AGENT_PORT)],
+        "args": _agent_args(pool.spec),
         "env": [{"name": "POD_NAME", **field("metadata.name")},
                 {"name": "POD_NAMESPACE", **field("metadata.namespace")}],
         "ports": [{"name": "agent-metrics", "containerPort": AGENT_PORT, "protocol": "TCP"}],
@@ -114,15 +133,15 @@ def build_agent_container(pool: Pool, settings: Settings) -> dict[str, Any]:
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
                       "limits": {"memory": "96Mi"}},
         "securityContext": {**_restricted_container_security(), "readOnlyRootFilesystem": True},
-        "volumeMounts": [
-            {"name": "agent-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
-            {"name": "podinfo", "mountPath": PODINFO_MOUNT, "readOnly": True},
-            {"name": "drain-notice", "mountPath": DRAIN_MOUNT},
-        ],
+        "volumeMounts": mounts,
     }
 
 
-def _agent_volumes() -> list[dict[str, Any]]:
+def _agent_volumes(spec: SessionHostPoolSpec) -> list[dict[str, Any]]:
+    # Each direction of the session contract has its own volume, writable by its writer
+    # only: the host cannot forge a drain notice, the agent cannot forge sessions.
+    report = ([{"name": "host-report", "emptyDir": {"medium": "Memory", "sizeLimit": "4Mi"}}]
+              if spec.agent.session_source == "host" else [])
     return [
         # Only the agent container mounts this token; the session host has none.
         {"name": "agent-token", "projected": {"sources": [
@@ -135,6 +154,7 @@ def _agent_volumes() -> list[dict[str, Any]]:
         {"name": "podinfo", "downwardAPI": {"items": [
             {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}},
         {"name": "drain-notice", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        *report,
     ]
 
 
@@ -179,10 +199,12 @@ def build_deployment(pool: Pool, settings: Settings) -> dict[str, Any]:
     ]
     if spec.agent.enabled:
         pod_spec["serviceAccountName"] = agent_name(pool.name)
-        pod_spec["containers"][0]["volumeMounts"].append(
-            {"name": "drain-notice", "mountPath": DRAIN_MOUNT, "readOnly": True})
+        host_mounts = pod_spec["containers"][0]["volumeMounts"]
+        host_mounts.append({"name": "drain-notice", "mountPath": DRAIN_MOUNT, "readOnly": True})
+        if spec.agent.session_source == "host":
+            host_mounts.append({"name": "host-report", "mountPath": HOST_REPORT_MOUNT})
         pod_spec["containers"].append(build_agent_container(pool, settings))
-        pod_spec["volumes"] += _agent_volumes()
+        pod_spec["volumes"] += _agent_volumes(spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
