@@ -72,6 +72,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_portal(args: argparse.Namespace) -> int:
+    from .portal.run import run_portal
+    from .portal.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(listen_address=args.listen_address, port=args.port,
+                                 internal_port=args.internal_port,
+                                 namespaces=args.namespace or None)
+    except SettingsError as err:
+        print(f"deskfleet portal: {err}", file=sys.stderr)
+        return 2
+    return run_portal(settings)
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
@@ -147,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address of the metrics and health endpoints (0.0.0.0 in a pod)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)
+
+    portal = sub.add_parser(
+        "portal", help="serve the landing page and the authorization endpoint gateways "
+        "call on every request (settings: DESKFLEET_PORTAL_* variables, see "
+        "docs/portal.md)")
+    portal.add_argument("-n", "--namespace", action="append", default=[],
+                        help="serve this namespace's apps (repeatable); all when omitted")
+    portal.add_argument("--listen-address", help="default 127.0.0.1 (0.0.0.0 in a pod)")
+    portal.add_argument("--port", type=int, help="public port (default 8080)")
+    portal.add_argument("--internal-port", type=int,
+                        help="metrics, health and stats port (default 9090)")
+    portal.set_defaults(func=_cmd_portal)
 
     crds = sub.add_parser("crds", help="print or write the CRDs generated from the models")
     crds.add_argument("--out", action="append", default=[],

@@ -8,6 +8,7 @@ ApiClient's authenticated connection pool directly.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import urllib3
@@ -80,6 +81,31 @@ class Kube:
                 raise KubeError(response.status, response.reason or "", data[:500].decode(
                     errors="replace")) from None
         return json.loads(data) if data else None
+
+    def stream(self, path: str, query: dict[str, str], read_timeout: float
+               ) -> Iterator[dict[str, Any]]:
+        """A watch: one decoded event per line until the server ends the stream. A
+        read that waits longer than `read_timeout` raises, so a silently dead
+        connection cannot look like a quiet cluster."""
+        method, url, headers, _, _ = self.api.param_serialize(
+            method="GET", resource_path=path, query_params=list(query.items()),
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        try:
+            response = self.api.call_api(method, url, header_params=headers,
+                                         _request_timeout=(5, read_timeout)).response
+        except urllib3.exceptions.HTTPError as err:
+            raise KubeError(0, "Unreachable", f"watch {path}: {err}") from err
+        try:
+            if response.status >= 400:
+                raise KubeError(response.status, response.reason or "",
+                                response.read()[:500].decode(errors="replace"))
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
+        except urllib3.exceptions.HTTPError as err:
+            raise KubeError(0, "Unreachable", f"watch {path}: {err}") from err
+        finally:
+            response.release_conn()
 
     def get(self, rtype: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         try:

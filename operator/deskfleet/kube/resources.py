@@ -33,6 +33,13 @@ class ResourceType:
             path += f"/{subresource}"
         return path
 
+    def collection_path(self, namespace: str | None) -> str:
+        """The list/watch path of one namespace, or of all of them (None)."""
+        if namespace is not None:
+            return self.path(namespace)
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{prefix}/{self.plural}"
+
 
 CHILD_TYPES: tuple[ResourceType, ...] = (
     ResourceType("v1", "ServiceAccount", "serviceaccounts"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
-from ..api.accesspolicy import AccessPolicySpec
+from ..api.accesspolicy import AccessPolicySpec, AppSelection
 from ..api.common import LabelSelector, LabelSelectorRequirement
 from ..render.meta import Resource
 
@@ -44,7 +44,11 @@ def app_selected(policy_spec: AccessPolicySpec, app_name: str,
     A policy with neither names nor a selector covers nothing (admission refuses it, but
     an object written under an older CRD must not silently cover every app).
     """
-    apps = policy_spec.apps
+    return app_selected_by(policy_spec.apps, app_name, app_labels)
+
+
+def app_selected_by(apps: AppSelection, app_name: str, app_labels: Mapping[str, str]) -> bool:
+    """`app_selected` for the `apps` part of a policy alone."""
     if app_name in apps.names:
         return True
     return apps.selector is not None and selector_matches(apps.selector, app_labels)
