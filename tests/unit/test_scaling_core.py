@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deskfleet.api.sessionhostpool import SessionHostPoolSpec
-from deskfleet.scaling.decide import Host, Memory, accepting, decide
+from deskfleet.scaling.decide import Demand, Host, Memory, accepting, decide
 from deskfleet.scaling.schedule import active_phase
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
@@ -25,10 +25,15 @@ def spec(**scaling: Any) -> SessionHostPoolSpec:
 
 
 def host(name: str, sessions: int | None, ready: bool = True, age_s: float = 5,
-         draining_for: float | None = None, created_h: float = 1) -> Host:
+         draining_for: float | None = None, created_h: float = 1,
+         deadline: datetime | None = None, asked_s: float | None = None,
+         message: str | None = None) -> Host:
     return Host(name, NOW - timedelta(hours=created_h), ready, sessions,
                 NOW - timedelta(seconds=age_s) if sessions is not None else None,
-                NOW - timedelta(seconds=draining_for) if draining_for is not None else None)
+                NOW - timedelta(seconds=draining_for) if draining_for is not None else None,
+                drain_message=message, logoff_deadline=deadline,
+                logoff_requested_at=NOW - timedelta(seconds=asked_s)
+                if asked_s is not None else None)
 
 
 def test_scales_out_for_sessions_plus_buffer() -> None:
@@ -70,13 +75,26 @@ def test_never_scales_in_on_stale_or_missing_signal() -> None:
     assert "no fresh session report from b" in d.reason
 
 
-def test_unreported_hosts_count_as_full_only_once_they_should_have_reported() -> None:
+def test_a_host_that_never_reported_is_unknown_and_one_that_stopped_counts_as_full() -> None:
     new = [host("a", None, created_h=0.01), host("b", None, created_h=0.01)]
     assert decide(spec(), new, NOW, Memory(), 2).replicas == 2
-    old = [host("a", None, created_h=1), host("b", None, created_h=1)]
-    assert decide(spec(), old, NOW, Memory(), 2).replicas == 3  # 16 assumed + 4 buffer
+    # Agents that never ran: the hosts are kept (not drained) but drive no growth.
+    silent = [host("a", None, created_h=1), host("b", None, created_h=1)]
+    d = decide(spec(), silent, NOW, Memory(surplus_since=NOW - timedelta(hours=1)), 2)
+    assert (d.replicas, d.drain, d.unknown) == (2, (), ("a", "b"))
+    # Agents that stopped: missing data errs towards capacity.
     stale = [host("a", 0, age_s=600), host("b", 0, age_s=600)]
-    assert decide(spec(), stale, NOW, Memory(), 2).replicas == 3
+    d = decide(spec(), stale, NOW, Memory(), 2)
+    assert d.replicas == 3 and d.unknown == () and d.stale == ("a", "b")
+
+
+def test_silent_agents_never_grow_a_pool_past_floor_and_buffer() -> None:
+    # The hole a second hospital found: every new silent host called for the next.
+    hosts: list[Host] = []
+    for step in range(30):
+        d = decide(spec(minHosts=2, bufferSessions=4), hosts, NOW, Memory(), len(hosts))
+        hosts += [host(f"h{step}-{i}", None, created_h=1) for i in range(d.replicas - len(hosts))]
+    assert len(hosts) == 2
 
 
 def test_draining_host_with_sessions_stays_until_empty() -> None:
@@ -88,12 +106,26 @@ def test_draining_host_with_sessions_stays_until_empty() -> None:
 
 
 def test_forced_logoff_only_after_max_wait() -> None:
-    forced = spec(drain={"maxWait": "2h", "forceLogoff": True})
-    hosts = [host("a", 2), host("b", 3, draining_for=3600)]
-    assert decide(forced, hosts, NOW, Memory(), 2).remove == ()
-    hosts = [host("a", 2), host("b", 3, draining_for=7300)]
+    forced = spec(drain={"maxWait": "2h", "forceLogoff": True, "logoffTimeout": "5m"})
+    deadline = NOW - timedelta(seconds=400)
+    hosts = [host("a", 2), host("b", 3, draining_for=3600, deadline=NOW + timedelta(hours=1))]
     d = decide(forced, hosts, NOW, Memory(), 2)
-    assert d.remove == ("b",) and d.logoff == ("b",)
+    assert d.remove == () and d.logoff == ()
+    # Past the deadline: asked to log off, not removed yet (it still has sessions).
+    hosts = [host("a", 2), host("b", 3, draining_for=7300, deadline=deadline)]
+    d = decide(forced, hosts, NOW, Memory(), 2)
+    assert d.logoff == ("b",) and d.remove == ()
+    # Asked, and given logoffTimeout to do it: removed even if it still reports sessions.
+    asked = [host("a", 2), host("b", 3, draining_for=7300, deadline=deadline,
+                                 asked_s=299)]
+    assert decide(forced, asked, NOW, Memory(), 2).remove == ()
+    asked = [host("a", 2), host("b", 3, draining_for=7300, deadline=deadline, asked_s=301)]
+    d = decide(forced, asked, NOW, Memory(), 2)
+    # ... and a host is added for its users, who will log on again: 2 + 3 + 4 > 8 slots.
+    assert d.remove == ("b",) and d.replicas == 2 and "3 being logged off" in d.reason
+    # Or at once if it reports empty.
+    empty = [host("a", 2), host("b", 0, draining_for=7300, deadline=deadline, asked_s=20)]
+    assert decide(forced, empty, NOW, Memory(), 2).remove == ("b",)
 
 
 def test_load_returning_undrains_before_adding() -> None:
@@ -152,6 +184,8 @@ def test_phase_raises_the_floor_at_its_start() -> None:
 
 # --- properties --------------------------------------------------------------------------
 
+moments = st.one_of(st.none(), st.integers(-20000, 20000).map(
+    lambda s: NOW + timedelta(seconds=s)))
 hosts_strategy = st.lists(
     st.builds(
         host,
@@ -161,23 +195,32 @@ hosts_strategy = st.lists(
         age_s=st.sampled_from([1, 30, 119, 121, 3600]),
         draining_for=st.one_of(st.none(), st.floats(0, 20000)),
         created_h=st.floats(0, 48),
+        deadline=moments,
+        asked_s=st.one_of(st.none(), st.floats(0, 5000)),
     ),
     max_size=12, unique_by=lambda h: h.name)
+PHASES = {"timeZone": "UTC", "phases": [
+    {"name": "late", "start": "09:00", "end": "11:00", "bufferSessions": 0,
+     "drain": {"forceLogoff": True, "maxWait": "20m"}, "loadBalancing": "depthFirst"}]}
 spec_strategy = st.builds(
-    lambda lo, hi, buf, force, wait, paused: spec(
+    lambda lo, hi, buf, force, wait, paused, phased, balancing: spec(
         minHosts=lo, maxHosts=max(lo, hi), bufferSessions=buf, paused=paused,
-        drain={"forceLogoff": force, "maxWait": f"{wait}s"}),
+        drain={"forceLogoff": force, "maxWait": f"{wait}s", "logoffTimeout": "5m"},
+        loadBalancing=balancing, **({"schedule": PHASES} if phased else {})),
     st.integers(0, 6), st.integers(1, 15), st.integers(0, 30), st.booleans(),
-    st.integers(0, 20000), st.booleans())
+    st.integers(0, 20000), st.booleans(), st.booleans(),
+    st.sampled_from(["breadthFirst", "depthFirst", "auto"]))
 memory_strategy = st.builds(Memory, st.one_of(
     st.none(), st.sampled_from([NOW, NOW - timedelta(minutes=5), NOW - timedelta(hours=2)])))
+demand_strategy = st.one_of(st.none(), st.builds(
+    Demand, st.floats(0, 100), st.integers(0, 40), st.one_of(st.none(), st.floats(1, 900))))
 
 
-@settings(max_examples=400, deadline=None)
-@given(spec_strategy, hosts_strategy, memory_strategy, st.integers(0, 15))
+@settings(max_examples=600, deadline=None)
+@given(spec_strategy, hosts_strategy, memory_strategy, st.integers(0, 15), demand_strategy)
 def test_guarantees(pool: SessionHostPoolSpec, hosts: list[Host], memory: Memory,
-                    replicas: int) -> None:
-    d = decide(pool, hosts, NOW, memory, replicas)
+                    replicas: int, demand: Demand | None) -> None:
+    d = decide(pool, hosts, NOW, memory, replicas, demand)
     scaling = pool.scaling
     if scaling.paused:
         assert d.replicas == replicas and not (d.drain or d.remove)
@@ -190,9 +233,11 @@ def test_guarantees(pool: SessionHostPoolSpec, hosts: list[Host], memory: Memory
         assert d.replicas <= scaling.max_hosts
     if not d.remove:
         assert d.replicas >= min(scaling.min_hosts, scaling.max_hosts) or d.replicas >= start
-    # Never removes a host with sessions (or unknown) unless forced logoff after maxWait.
     by_name = {h.name: h for h in hosts}
-    max_wait = scaling.drain.max_wait
+    timeout = 300
+    force_allowed = scaling.drain.force_logoff or scaling.schedule is not None
+    # Never removes a host with sessions (or an unknown count) unless its users were
+    # given a deadline, it has passed, they were asked to log off, and had the time to.
     for name in d.remove:
         h = by_name[name]
         # Only hosts already draining before this pass; a drained host's "empty" counts
@@ -202,14 +247,72 @@ def test_guarantees(pool: SessionHostPoolSpec, hosts: list[Host], memory: Memory
                  (h.reported_at - h.draining_since).total_seconds() >= 10)
         never_ready = not h.ready and h.reported_at is None
         if not (empty or never_ready):
-            assert scaling.drain.force_logoff and name in d.logoff
-            assert h.draining_since is not None
-            assert (NOW - h.draining_since).total_seconds() >= int(max_wait.rstrip("s"))
+            assert force_allowed and h.logoff_deadline is not None
+            assert h.logoff_requested_at is not None
+            assert max(h.logoff_deadline, h.logoff_requested_at) + timedelta(
+                seconds=timeout) <= NOW
+    # The logoff is asked for only after a deadline users were told, of a draining host.
+    noticed = {n.host: n for n in d.notices}
+    for name in d.logoff:
+        assert force_allowed and name in noticed
+        deadline = noticed[name].deadline
+        assert deadline is not None and deadline <= NOW
+    # Notices only on hosts that drain after this pass; an announced deadline stands.
+    draining_after = ({h.name for h in hosts if h.draining_since is not None}
+                      - set(d.undrain)) | set(d.drain)
+    assert set(noticed) <= draining_after
+    for name, n in noticed.items():
+        h = by_name[name]
+        if h.logoff_deadline is not None and force_allowed:
+            assert n.deadline == h.logoff_deadline
+    # No host logging off is put back into service.
+    assert not any(by_name[n].logoff_requested_at for n in d.undrain)
+    # New sessions land only on serving hosts with a free slot.
+    for name in d.accepting:
+        h = by_name[name]
+        assert name not in draining_after and (h.sessions is None or h.sessions < 8)
     # Never scales in on missing or stale data.
     if any(h.ready and not h.fresh(NOW, 120) for h in hosts):
         assert d.drain == ()
     # Deterministic, whatever the order of the hosts.
-    assert decide(pool, list(reversed(hosts)), NOW, memory, replicas) == d
+    assert decide(pool, list(reversed(hosts)), NOW, memory, replicas, demand) == d
+
+
+ready_draining_hosts = st.lists(
+    st.builds(
+        host,
+        name=st.sampled_from([f"h{i}" for i in range(8)]),
+        sessions=st.one_of(st.none(), st.integers(0, 8)),
+        age_s=st.sampled_from([1, 30, 121]),
+        draining_for=st.floats(0, 20000),
+        deadline=moments,
+        asked_s=st.one_of(st.none(), st.floats(0, 900)),
+    ),
+    min_size=1, max_size=8, unique_by=lambda h: h.name)
+
+
+@settings(max_examples=500, deadline=None)
+@given(spec_strategy, ready_draining_hosts, demand_strategy)
+def test_a_host_with_sessions_goes_only_after_its_deadline_and_logoff_time(
+        pool: SessionHostPoolSpec, hosts: list[Host], demand: Demand | None) -> None:
+    """Every host ready and draining, no surge: the removals the rules allow happen, and
+    a host with sessions is removed only after its deadline and the logoff time."""
+    d = decide(pool, hosts, NOW, Memory(), len(hosts), demand)
+    by_name = {h.name: h for h in hosts}
+    for name in d.remove:
+        h = by_name[name]
+        if h.fresh(NOW, 120) and h.sessions == 0:
+            continue
+        assert h.logoff_deadline is not None and h.logoff_requested_at is not None
+        assert NOW - max(h.logoff_deadline, h.logoff_requested_at) >= timedelta(minutes=5)
+    if not pool.scaling.paused:
+        # ... and nothing that may go is kept: an empty host that said so goes.
+        for h in hosts:
+            assert_empty_goes = (h.fresh(NOW, 120) and h.sessions == 0 and h.reported_at
+                                 and h.draining_since and (h.reported_at - h.draining_since)
+                                 >= timedelta(seconds=10) and h.name not in d.undrain)
+            if assert_empty_goes:
+                assert h.name in d.remove
 
 
 def test_without_agents_the_pool_holds_and_only_grows_to_the_floor() -> None:

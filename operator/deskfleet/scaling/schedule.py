@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..api.common import WEEKDAYS
-from ..api.sessionhostpool import Schedule
+from ..api.sessionhostpool import LoadBalancing, PhaseDrain, Schedule
 
 BASE = "base"  # outside every phase: the pool's own floor and buffer
 HOLIDAY = "holiday"
@@ -20,6 +20,8 @@ class PhaseView:
     min_hosts: int | None = None
     buffer_sessions: int | None = None
     buffer_percent: int | None = None
+    drain: PhaseDrain | None = None  # the phase's own drain settings, over the pool's
+    load_balancing: LoadBalancing | None = None
 
 
 def _minutes(hhmm: str) -> int:
@@ -39,5 +41,5 @@ def active_phase(schedule: Schedule | None, now: datetime) -> PhaseView:
     for phase in schedule.phases:
         if day in phase.days and _minutes(phase.start) <= minute < _minutes(phase.end):
             return PhaseView(phase.name, phase.type, phase.min_hosts, phase.buffer_sessions,
-                             phase.buffer_percent)
+                             phase.buffer_percent, phase.drain, phase.load_balancing)
     return PhaseView(BASE, "offPeak")
