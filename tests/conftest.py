@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 CRDS = REPO / "crds"
 EXAMPLES = REPO / "examples"
 FIXED_TIME = "2026-11-24T11:00:00+00:00"
-AUTH_URL = "https://auth.northgate.example/oauth2/auth"
-AUTH_URL_MFA = "https://auth-mfa.northgate.example/oauth2/auth"
+PORTAL_URL = "http://deskfleet-portal.deskfleet.svc:8080"
 
 
 def _load_testbed_module() -> Any:
@@ -173,7 +172,7 @@ class Operator:
         return {"DESKFLEET_RESYNC_SECONDS": "600",
                 "DESKFLEET_SCALING_PERIOD_SECONDS": "1",
                 "DESKFLEET_CLOCK_FILE": str(self.clock_file),
-                "DESKFLEET_AUTH_URL": AUTH_URL, "DESKFLEET_AUTH_URL_MFA": AUTH_URL_MFA,
+                "DESKFLEET_PORTAL_URL": PORTAL_URL,
                 "DESKFLEET_AUTH_SIGNIN": "https://auth.northgate.example/oauth2/start"}
 
     def live(self) -> bool:

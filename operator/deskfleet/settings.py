@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -34,16 +35,22 @@ class Settings(BaseModel):
     monitoring_namespace_labels: dict[str, str] = Field(
         default_factory=lambda: {"kubernetes.io/metadata.name": "monitoring"})
     """Where Prometheus runs; it may scrape the agents' metrics port."""
-    auth_url: str = ""
-    """The authenticating proxy's check endpoint, e.g. oauth2-proxy's
-    `https://auth.example.org/oauth2/auth`. Routes then admit only the groups and users
-    the access policies allow (oauth2-proxy's `allowed_groups`/`allowed_emails`)."""
-    auth_url_mfa: str = ""
-    """A second proxy endpoint that only passes users who completed MFA (e.g. an
-    oauth2-proxy in front of an IdP client that demands an MFA `acr`); used for apps
-    whose every allowing policy requires MFA."""
+    gateway_flavor: Literal["traefik", "envoy-gateway", "gateway-api", "ingress-nginx"] = \
+        "traefik"
+    """How an HTTPRoute makes the gateway ask the portal on every request: a Traefik
+    ForwardAuth `Middleware` (ExtensionRef filter), an Envoy Gateway `SecurityPolicy`
+    (extAuth), or Gateway API's experimental `ExternalAuth` filter (only for gateways that
+    implement it: others accept the route and fail every request). Ingresses always use
+    the `auth-url` annotation (ingress-nginx, and Traefik's ingress-nginx provider);
+    `ingress-nginx` here means HTTPRoutes get no auth at all (reported on each app)."""
+    portal_url: str = ""
+    """The portal's in-cluster base URL gateways call, e.g.
+    `http://deskfleet-portal.deskfleet.svc:8080`. Empty: routes ask nobody, and every app
+    reports `Degraded` with reason `AccessNotEnforced` naming this setting."""
     auth_signin: str = ""
-    """Where the proxy sends users to sign in, e.g. `https://auth.example.org/oauth2/start`."""
+    """Where ingress-nginx sends a browser the portal answered 401 for (its
+    `auth-signin`), e.g. `https://workspace.example/oauth2/start`. Gateways that pass the
+    portal's answer through (Traefik, Envoy) show the portal's own sign-in page instead."""
     catalog_name: str = "deskfleet-catalog"
     """The name of the per-namespace catalog ConfigMap."""
     resync_seconds: float = 300.0
@@ -53,6 +60,24 @@ class Settings(BaseModel):
     scale-in delay runs out); passes that change nothing write nothing."""
     workers: int = 8
     """Reconciles running at once."""
+
+    @field_validator("portal_url")
+    @classmethod
+    def _portal_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"DESKFLEET_PORTAL_URL must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def portal_service(self) -> tuple[str, str, int] | None:
+        """(name, namespace, port) of the portal's Service, when `portal_url` names one
+        the cluster way (`http://<name>.<namespace>.svc[.cluster.local][:port]`): Envoy
+        Gateway and Gateway API refer to backends as Services, not URLs."""
+        parts = urlsplit(self.portal_url)
+        labels = (parts.hostname or "").split(".")
+        if len(labels) < 3 or labels[2] != "svc":
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return labels[0], labels[1], port
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

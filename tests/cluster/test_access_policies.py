@@ -8,11 +8,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import yaml
 
-from ..conftest import AUTH_URL_MFA, Bed, Operator, example_docs, wait_until
+from deskfleet import contracts
+
+from ..conftest import PORTAL_URL, Bed, Operator, example_docs, wait_until
 from .test_reconcile import converge
 
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -24,27 +25,18 @@ def annotations(bed: Bed, ns: str, name: str) -> dict[str, str]:
     return result
 
 
-def auth_query(ann: dict[str, str]) -> dict[str, list[str]]:
-    return parse_qs(urlparse(ann[f"{NGINX}auth-url"]).query)
-
-
 def test_routes_carry_the_policies(bed: Bed, namespace: str, operator: Operator) -> None:
     bed.apply(example_docs(namespace))
     converge(bed, namespace)
-    # epr: only clinicians-home-mfa allows it -> its groups, MFA proxy, any network.
-    epr = annotations(bed, namespace, "epr")
-    assert epr[f"{NGINX}auth-url"].startswith(AUTH_URL_MFA)
-    assert auth_query(epr) == {"allowed_groups": ["clinicians,junior-doctors,nurses"]}
-    assert f"{NGINX}whitelist-source-range" not in epr
+    # Every route asks the portal about its own app, and copies its answer's headers.
+    for app in ("epr", "finance", "pacs"):
+        ann = annotations(bed, namespace, app)
+        assert ann[f"{NGINX}auth-url"] == f"{PORTAL_URL}/authz/{namespace}/{app}"
+        assert ann[f"{NGINX}auth-response-headers"] == ",".join(
+            contracts.AUTH_RESPONSE_HEADERS)
     # finance: clinicians (any network) and contractors (supplier network): the route must
-    # admit both, so it cannot restrict networks; groups are the union.
-    finance = annotations(bed, namespace, "finance")
-    assert auth_query(finance) == {
-        "allowed_groups": ["clinicians,contractors,junior-doctors,nurses"]}
-    assert f"{NGINX}whitelist-source-range" not in finance
-    # pacs: radiology only.
-    assert auth_query(annotations(bed, namespace, "pacs")) == {
-        "allowed_groups": ["radiographers,radiologists"]}
+    # admit both, so it cannot restrict networks.
+    assert f"{NGINX}whitelist-source-range" not in annotations(bed, namespace, "finance")
     # The hosts' config carries each app's session controls.
     config = json.loads(bed.get("configmap", "ehr-web-host-config", namespace)[  # type: ignore[index]
         "data"]["host.json"])

@@ -32,7 +32,6 @@ from deskfleet.policy.controls import PERMISSION_DEFAULTS
 from deskfleet.policy.enforcement import access_for, app_session_config
 from deskfleet.policy.selection import LabelGroups, PolicySet, covering
 from deskfleet.render.meta import Resource
-from deskfleet.settings import Settings as OperatorSettings
 
 Policy = Resource[AccessPolicySpec]
 
@@ -321,10 +320,7 @@ def test_memoised_coverage_equals_checking_each_app(policies: list[Policy],
             assert covering(policy_set, name, labels) == naive
             assert route_access(policy_set, name, labels) == route_access(policies, name,
                                                                           labels)
-            for config in (OperatorSettings(),
-                           OperatorSettings(auth_url="https://sso.example/auth")):
-                assert access_for(policy_set, name, labels, config) == access_for(
-                    policies, name, labels, config)
+            assert access_for(policy_set, name, labels) == access_for(policies, name, labels)
             assert app_session_config(policy_set, name, labels) == app_session_config(
                 policies, name, labels)
     groups = LabelGroups(some_apps)

@@ -121,7 +121,7 @@ def ready_pool(name: str = "ehr-web", port: int = 8443) -> PoolFacts:
 
 
 def test_ingress_has_websocket_timeouts_affinity_and_tls() -> None:
-    [ingress] = build_app_children(example("epr"), ready_pool())
+    [ingress] = build_app_children(example("epr"), ready_pool(), RouteAccess(), Settings())
     ann = ingress["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert ann["nginx.ingress.kubernetes.io/affinity"] == "cookie"
@@ -133,7 +133,8 @@ def test_ingress_has_websocket_timeouts_affinity_and_tls() -> None:
 
 
 def test_parent_ref_renders_an_http_route() -> None:
-    [route] = build_app_children(example("teleconsult"), ready_pool())
+    [route] = build_app_children(example("teleconsult"), ready_pool(), RouteAccess(),
+                                 Settings())
     assert route["kind"] == "HTTPRoute"
     assert route["spec"]["parentRefs"][0]["name"] == "public-gateway"
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "ehr-web", "port": 8443}]
@@ -142,14 +143,17 @@ def test_parent_ref_renders_an_http_route() -> None:
 
 def test_route_is_down_without_a_ready_pool_or_any_allow() -> None:
     app = example("epr")
-    assert build_app_children(app, PoolFacts(name="ehr-web", exists=False)) == []
-    assert build_app_children(app, PoolFacts(name="ehr-web", exists=True, ready=False)) == []
-    assert build_app_children(app, ready_pool(), RouteAccess(open=False)) == []
+    assert build_app_children(app, PoolFacts(name="ehr-web", exists=False), RouteAccess(),
+                              Settings()) == []
+    assert build_app_children(app, PoolFacts(name="ehr-web", exists=True, ready=False),
+                              RouteAccess(), Settings()) == []
+    assert build_app_children(app, ready_pool(), RouteAccess(open=False), Settings()) == []
 
 
 def test_route_carries_source_ranges() -> None:
     [ingress] = build_app_children(example("epr"), ready_pool(),
-                                   RouteAccess(source_ranges=("10.0.0.0/8", "203.0.113.0/24")))
+                                   RouteAccess(source_ranges=("10.0.0.0/8", "203.0.113.0/24")),
+                                   Settings())
     assert ingress["metadata"]["annotations"][
         "nginx.ingress.kubernetes.io/whitelist-source-range"] == "10.0.0.0/8,203.0.113.0/24"
 

@@ -16,6 +16,7 @@ from ..policy.enforcement import access_for, allowed_by, valid_policies
 from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, catalog_entry
 from ..render.catalog import build_catalog
 from ..render.configdata import DocumentTooLarge
+from ..render.gateway_auth import enforcement_gap
 from ..settings import Settings
 from .children import sync_children
 from .outcome import Outcome
@@ -46,7 +47,10 @@ def pool_facts(name: str, pool_body: dict[str, Any] | None,
                      port=pool.spec.session_port, protocol=pool.spec.protocol)
 
 
-def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str]) -> list[Cond]:
+def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str],
+                   unenforced: str = "") -> list[Cond]:
+    """Ready says whether users can reach the app; Degraded also says when the route
+    reaches it without asking the portal (`unenforced`, naming the setting)."""
     if errors:
         msg = "; ".join(errors)
         return [Cond("Ready", False, "RouteFailed", msg), Cond("Degraded", True,
@@ -61,8 +65,12 @@ def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str]) -> 
         ready = Cond("Ready", False, "NoPolicyAllows",
                      "no enforced AccessPolicy allows anyone to open this app; the route is "
                      "closed")
+    elif unenforced:
+        ready = Cond("Ready", True, "RouteOpenUnenforced", unenforced)
     else:
         ready = Cond("Ready", True, "RouteOpen", "")
+    if unenforced:
+        return [ready, Cond("Degraded", True, "AccessNotEnforced", unenforced)]
     return [ready, Cond("Degraded", False, "AsExpected", "")]
 
 
@@ -76,9 +84,9 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
                                            "; ".join(err.problems))])
         return Outcome()
     policies = valid_policies(snap.policies, snap.policies_version)
-    access = access_for(policies, app.name, app.labels, settings)
+    access = access_for(policies, app.name, app.labels)
     facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
-    desired = build_app_children(app, facts, access)
+    desired = build_app_children(app, facts, access, settings)
     result = sync_children(kube, desired, snap.children, owner=body)
     if result.owner_gone:
         return Outcome(owner_gone=True)
@@ -86,7 +94,8 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
                               "route": route,
                               "allowedBy": allowed_by(policies, app.name, app.labels)}
-    conditions = app_conditions(facts, access, result.errors)
+    conditions = app_conditions(facts, access, result.errors,
+                                enforcement_gap(app, settings))
     STATE.set_app(app.namespace, app.name, AppFacts(ready=bool(conditions[0].status)))
     write_status(kube, body, fields, conditions)
     return Outcome(result.errors)
@@ -114,7 +123,7 @@ def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> 
         facts = pool_facts(app.spec.pool_ref.name, pool_body, pool_children)
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in (body.get("status") or {}).get("conditions") or [])
-        access = access_for(policies, app.name, app.labels, settings)
+        access = access_for(policies, app.name, app.labels)
         entries.append(catalog_entry(app, facts, ready=ready, access=access))
     try:
         desired = build_catalog(snap.namespace, settings.catalog_name, entries)

@@ -5,15 +5,13 @@ reconcilers and the offline `deskfleet render`, so both produce the same manifes
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.parse import InvalidSpec, parse
 from ..memo import Memo, spec_key
-from ..render.app import RouteAccess, auth_annotations
+from ..render.app import RouteAccess
 from ..render.meta import Resource
-from ..settings import Settings
 from .controls import combine_controls, most_restrictive
 from .explain import rows_to_dict
 from .gateway import route_access, who_can_open
@@ -58,11 +56,10 @@ def _per_app(policies: Iterable[Policy], question: str, app_name: str,
     return answer()
 
 
-def access_for(policies: Iterable[Policy], app_name: str, labels: dict[str, str],
-               settings: Settings) -> RouteAccess:
-    access = _per_app(policies, "route access", app_name, labels,
-                      lambda: route_access(policies, app_name, labels))
-    return replace(access, extra_annotations=auth_annotations(access, settings))
+def access_for(policies: Iterable[Policy], app_name: str, labels: dict[str, str]
+               ) -> RouteAccess:
+    return _per_app(policies, "route access", app_name, labels,
+                    lambda: route_access(policies, app_name, labels))
 
 
 def allowed_by(policies: Iterable[Policy], app_name: str, labels: dict[str, str]) -> list[str]:

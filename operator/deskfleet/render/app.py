@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from ..api.publishedapp import PublishedAppSpec
 from ..settings import Settings
+from .gateway_auth import NGINX, auth_children, http_route_filters, ingress_auth_annotations
 from .meta import APP_LABEL, POOL_LABEL, Resource
 
 App = Resource[PublishedAppSpec]
-
-NGINX = "nginx.ingress.kubernetes.io/"
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,6 @@ class RouteAccess:
     allowed_groups: tuple[str, ...] = ()
     allowed_users: tuple[str, ...] = ()
     require_mfa: bool = False
-    extra_annotations: dict[str, str] = field(default_factory=dict)
 
 
 def app_url(spec: PublishedAppSpec) -> str:
@@ -53,31 +50,7 @@ def route_open(pool: PoolFacts, access: RouteAccess) -> bool:
     return pool.exists and pool.ready and access.open
 
 
-AUTH_RESPONSE_HEADERS = "X-Auth-Request-User,X-Auth-Request-Email,X-Auth-Request-Groups"
-
-
-def auth_annotations(access: RouteAccess, settings: Settings) -> dict[str, str]:
-    """ingress-nginx external auth through an oauth2-proxy-style endpoint: the proxy
-    admits only the allowed groups and users (its `allowed_groups`/`allowed_emails`
-    query convention); apps that demand MFA go through the MFA-enforcing endpoint."""
-    base = settings.auth_url_mfa if access.require_mfa and settings.auth_url_mfa else \
-        settings.auth_url
-    if not base:
-        return {}
-    query = {}
-    if access.allowed_groups:
-        query["allowed_groups"] = ",".join(access.allowed_groups)
-    if access.allowed_users:
-        query["allowed_emails"] = ",".join(access.allowed_users)
-    url = f"{base}?{urlencode(query)}" if query else base
-    annotations = {f"{NGINX}auth-url": url,
-                   f"{NGINX}auth-response-headers": AUTH_RESPONSE_HEADERS}
-    if settings.auth_signin:
-        annotations[f"{NGINX}auth-signin"] = settings.auth_signin + "?rd=$escaped_request_uri"
-    return annotations
-
-
-def _ingress_annotations(app: App, access: RouteAccess) -> dict[str, str]:
+def _ingress_annotations(app: App, access: RouteAccess, settings: Settings) -> dict[str, str]:
     gw = app.spec.gateway
     timeout = str(gw.timeout_seconds)
     annotations = {
@@ -95,13 +68,12 @@ def _ingress_annotations(app: App, access: RouteAccess) -> dict[str, str]:
     }
     if gw.tls_secret_name:
         annotations[f"{NGINX}force-ssl-redirect"] = "true"
-    if access.source_ranges:
-        annotations[f"{NGINX}whitelist-source-range"] = ",".join(access.source_ranges)
-    annotations.update(access.extra_annotations)
+    annotations.update(ingress_auth_annotations(app, settings, access.source_ranges))
     return annotations
 
 
-def build_ingress(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, Any]:
+def build_ingress(app: App, pool: PoolFacts, access: RouteAccess, settings: Settings
+                  ) -> dict[str, Any]:
     gw = app.spec.gateway
     spec: dict[str, Any] = {
         "rules": [{
@@ -118,12 +90,13 @@ def build_ingress(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, A
     if gw.tls_secret_name:
         spec["tls"] = [{"hosts": [gw.host], "secretName": gw.tls_secret_name}]
     metadata = app.child_metadata(app.name, **{APP_LABEL: app.name, POOL_LABEL: pool.name})
-    metadata["annotations"] = _ingress_annotations(app, access)
+    metadata["annotations"] = _ingress_annotations(app, access, settings)
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
             "metadata": metadata, "spec": spec}
 
 
-def build_http_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, Any]:
+def build_http_route(app: App, pool: PoolFacts, access: RouteAccess, settings: Settings
+                     ) -> dict[str, Any]:
     gw = app.spec.gateway
     assert gw.parent_ref is not None
     parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway",
@@ -133,14 +106,16 @@ def build_http_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str
     if gw.parent_ref.section_name:
         parent["sectionName"] = gw.parent_ref.section_name
     metadata = app.child_metadata(app.name, **{APP_LABEL: app.name, POOL_LABEL: pool.name})
-    # Gateway API has no portable external-auth or source-range field yet: the access
-    # facts are recorded for the Gateway implementation's policy to act on.
-    metadata["annotations"] = {
-        "deskfleet.io/allowed-groups": ",".join(access.allowed_groups),
-        "deskfleet.io/allowed-users": ",".join(access.allowed_users),
-        "deskfleet.io/source-ranges": ",".join(access.source_ranges),
-        "deskfleet.io/require-mfa": str(access.require_mfa).lower(),
+    rule: dict[str, Any] = {
+        "matches": [{"path": {"type": "PathPrefix", "value": gw.path}}],
+        "backendRefs": [{"name": pool.name, "port": pool.port}],
+        # Gateway API's request timeout covers the whole upgraded WebSocket on most
+        # implementations: an hour, not the default.
+        "timeouts": {"request": f"{gw.timeout_seconds}s"},
     }
+    filters = http_route_filters(app, settings, access.source_ranges)
+    if filters:
+        rule["filters"] = filters
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
@@ -148,30 +123,27 @@ def build_http_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str
         "spec": {
             "parentRefs": [parent],
             "hostnames": [gw.host],
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": gw.path}}],
-                "backendRefs": [{"name": pool.name, "port": pool.port}],
-                # Gateway API's request timeout covers the whole upgraded WebSocket on
-                # most implementations: an hour, not the default.
-                "timeouts": {"request": f"{gw.timeout_seconds}s"},
-            }],
+            "rules": [rule],
         },
     }
 
 
-def build_route(app: App, pool: PoolFacts, access: RouteAccess) -> dict[str, Any] | None:
+def build_route(app: App, pool: PoolFacts, access: RouteAccess, settings: Settings
+                ) -> dict[str, Any] | None:
     if not route_open(pool, access):
         return None
     if app.spec.gateway.parent_ref:
-        return build_http_route(app, pool, access)
-    return build_ingress(app, pool, access)
+        return build_http_route(app, pool, access, settings)
+    return build_ingress(app, pool, access, settings)
 
 
-def build_app_children(
-    app: App, pool: PoolFacts, access: RouteAccess | None = None
-) -> list[dict[str, Any]]:
-    route = build_route(app, pool, access or RouteAccess())
-    return [route] if route else []
+def build_app_children(app: App, pool: PoolFacts, access: RouteAccess, settings: Settings
+                       ) -> list[dict[str, Any]]:
+    """The route, and what its gateway flavour needs beside it to ask the portal."""
+    route = build_route(app, pool, access, settings)
+    if route is None:
+        return []
+    return [route, *auth_children(app, settings, access.source_ranges)]
 
 
 def catalog_entry(app: App, pool: PoolFacts, ready: bool,

@@ -60,8 +60,8 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
             port=pool_res.spec.session_port if pool_res else 0,
             protocol=pool_res.spec.protocol if pool_res else "",
         )
-        access = access_for(policies[app.namespace], app.name, app.labels, settings)
-        children = build_app_children(app, facts, access)
+        access = access_for(policies[app.namespace], app.name, app.labels)
+        children = build_app_children(app, facts, access, settings)
         out += children
         catalogs[app.namespace].append(catalog_entry(app, facts, ready=bool(children),
                                                      access=access))
