@@ -35,6 +35,9 @@ WORKQUEUE_DEPTH = Gauge(
 EVENTS_DROPPED = Counter(
     "deskfleet_events_dropped", "Kubernetes Events dropped because the API server did not "
     "take them as fast as the operator made them.", registry=REGISTRY)
+PORTAL_REPLICAS_REPORTING = Gauge(
+    "deskfleet_portal_replicas_reporting", "Portal replicas whose /v1/stats the operator "
+    "read in its last round (0: scale-out cannot see logon demand).", registry=REGISTRY)
 SCALING_DECISIONS = Counter(
     "deskfleet_pool_scaling_decisions", "Scaling decisions that changed a pool.",
     ["namespace", "pool", "direction"], registry=REGISTRY)
@@ -167,7 +170,7 @@ METRIC_NAMES = (
     "deskfleet_pool_hosts", "deskfleet_pool_sessions", "deskfleet_pool_capacity_sessions",
     "deskfleet_pool_utilization_ratio", "deskfleet_pool_schedule_phase_info",
     "deskfleet_pool_ready", "deskfleet_pool_stale_hosts", "deskfleet_apps",
-    "deskfleet_policies", "deskfleet_workqueue_depth",
+    "deskfleet_policies", "deskfleet_workqueue_depth", "deskfleet_portal_replicas_reporting",
 )
 
 

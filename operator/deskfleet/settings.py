@@ -47,6 +47,13 @@ class Settings(BaseModel):
     """The portal's in-cluster base URL gateways call, e.g.
     `http://deskfleet-portal.deskfleet.svc:8080`. Empty: routes ask nobody, and every app
     reports `Degraded` with reason `AccessNotEnforced` naming this setting."""
+    portal_stats_service: str = ""
+    """`<namespace>/<service>` of the portal's internal Service: its replicas' /v1/stats
+    (logon demand per pool, dry-run figures per policy) are read from its endpoints."""
+    portal_stats_urls: list[str] = Field(default_factory=list)
+    """Or the stats URLs themselves (a portal outside the cluster, the test bed)."""
+    portal_stats_period_seconds: float = 5.0
+    """How often the portal's counts are read."""
     auth_signin: str = ""
     """Where ingress-nginx sends a browser the portal answered 401 for (its
     `auth-signin`), e.g. `https://workspace.example/oauth2/start`. Gateways that pass the

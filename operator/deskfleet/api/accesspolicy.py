@@ -128,6 +128,18 @@ class AccessPolicySpec(Model):
     """`dryRun` evaluates and reports the policy but never changes a decision."""
 
 
+class DryRunReport(Model):
+    """What a dry-run policy would have done to real requests, as the portal saw them."""
+
+    since: str
+    """When the operator began counting (RFC 3339); the counts cover the time since."""
+    requests_evaluated: int
+    """Requests to apps the policy covers."""
+    would_have_changed: int
+    """Of those, requests whose decision or session controls the policy would have
+    changed had it been enforced."""
+
+
 class AccessPolicyStatus(Model):
     """The observed state of an access policy."""
 
@@ -141,3 +153,6 @@ class AccessPolicyStatus(Model):
     """How many apps the policy covers."""
     in_effect: bool | None = None
     """Whether the policy is enforced (false in dry-run)."""
+    dry_run: DryRunReport | None = None
+    """For a dryRun policy: how many real requests it would have changed (from the
+    portal's decisions; absent until the portal has evaluated one)."""

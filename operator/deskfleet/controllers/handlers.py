@@ -26,6 +26,7 @@ from . import cache as c
 from . import fanout
 from .events import RECORDER
 from .leader import LeaderElector
+from .portal_stats import collect as collect_portal_stats
 from .runtime import RUNTIME, enqueue
 from .workers import resync, resync_all, worker
 
@@ -167,6 +168,7 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
                                           thread_name_prefix="reconcile")
     RUNTIME.tasks = [asyncio.create_task(worker()) for _ in range(RUNTIME.settings.workers)]
     RUNTIME.tasks.append(asyncio.create_task(resync()))
+    RUNTIME.tasks.append(asyncio.create_task(collect_portal_stats()))
     RECORDER.start()
     if RUNTIME.election:
         RUNTIME.leader = LeaderElector(RUNTIME.kube, on_elected=resync_all,

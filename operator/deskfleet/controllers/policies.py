@@ -10,12 +10,14 @@ from typing import Any
 
 from ..api.accesspolicy import Subjects
 from ..api.parse import InvalidSpec, parse
+from ..clock import format_time
 from ..conditions import Cond
 from ..kube.client import Kube
 from ..memo import Memo
 from ..metrics import STATE, PolicyFacts
 from ..policy.enforcement import Policy, app_labels, valid_policies
 from ..policy.selection import LabelGroups
+from ..portal_stats import DryRunFigures
 from ..settings import Settings
 from .outcome import Outcome
 from .status import write_status
@@ -35,6 +37,7 @@ class PolicySnapshot:
     # `apps` is left empty, as listing 10,000 apps per policy pass was a fifth of the CPU.
     groups: LabelGroups | None = None
     policies_version: Hashable | None = None  # see fanout.Memory.version
+    dry_run: DryRunFigures | None = None  # what the portal saw, for a dryRun policy
 
 
 # Grouping 10,000 apps takes tens of milliseconds, and while apps turn Ready their
@@ -95,8 +98,12 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot) -> Ou
     matched = groups.covered_by(policy.spec)
     in_effect = policy.spec.mode == "enforce"
     clash = conflicts(policy, valid_policies(snap.policies, snap.policies_version), groups)
-    fields = {"matchedApps": matched[:MAX_LISTED_APPS], "appsMatched": len(matched),
-              "inEffect": in_effect}
+    fields: dict[str, Any] = {"matchedApps": matched[:MAX_LISTED_APPS],
+                              "appsMatched": len(matched), "inEffect": in_effect}
+    if not in_effect and snap.dry_run is not None:
+        fields["dryRun"] = {"since": format_time(snap.dry_run.since),
+                            "requestsEvaluated": snap.dry_run.evaluated,
+                            "wouldHaveChanged": snap.dry_run.would_change}
     ready = Cond("Ready", True, "InEffect" if in_effect else "DryRun",
                  f"covers {len(matched)} apps" + ("" if in_effect else
                                                   "; evaluated and reported, never enforced"))

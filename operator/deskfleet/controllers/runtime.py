@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from ..kube.client import Kube
 from ..metrics import WORKQUEUE_DEPTH, observe_reconcile
+from ..portal_stats import PortalStats
 from ..settings import Settings
 from . import cache as c
 from .fanout import Delayed, Key
@@ -32,6 +34,10 @@ class Runtime:
         # Set by `deskfleet run --leader-election` before Kopf starts.
         self.election: dict[str, Any] | None = None
         self.leader: LeaderElector | None = None
+        # What the portal replicas count (controllers/portal_stats.py): logon demand per
+        # pool, dry-run figures per policy; and when they last answered, and how many.
+        self.portal_stats = PortalStats(datetime.now(UTC))
+        self.portal_stats_seen: tuple[float, int] = (0.0, 0)
 
 
 RUNTIME = Runtime()

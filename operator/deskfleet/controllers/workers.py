@@ -93,7 +93,8 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         pol_snap = PolicySnapshot(
             body, [] if groups is not None else _present(cache.apps_in(namespace)),
             cache.policies_in(namespace), apps_version=apps_version, groups=groups,
-            policies_version=_policies_version(namespace))
+            policies_version=_policies_version(namespace),
+            dry_run=RUNTIME.portal_stats.dry_run(namespace, name))
         return lambda: reconcile_policy(kube, settings, pol_snap)
     return None
 
