@@ -6,10 +6,12 @@ collector feeds samples in and reads answers out.
 Each replica's counters are cumulative since it started. The first sight of a replica
 is a baseline (an operator that restarts must not read yesterday's launches as a storm;
 a new replica's first few seconds of launches are lost, one collection period at most);
-counters that went down are a restarted replica, counted from zero, never negative. Launches are kept as (time, count) steps
-for RATE_WINDOW seconds: the launch rate is what the window saw, or what the last minute
-saw if that is more, so a storm is seen as it begins and forgotten slowly. Replicas that stopped
-answering are forgotten after REPLICA_TTL seconds (their waiting users with them).
+counters that went down are a restarted replica, counted from zero, never negative.
+
+Launches are kept as (time, count) steps for RATE_WINDOW seconds: the launch rate is
+what the window saw, or what the last minute saw if that is more, so a storm is seen as
+it begins and forgotten slowly. Replicas that stopped answering are forgotten after
+REPLICA_TTL seconds (their waiting users with them).
 """
 
 from __future__ import annotations
