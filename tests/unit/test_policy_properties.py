@@ -394,3 +394,14 @@ def test_hints_say_mfa_exactly_when_mfa_is_what_an_applicable_allow_lacks(
         assert HINT_MFA in hints  # step-up is always offered where it would help
     if HINT_NOT_GRANTED in hints:
         assert not with_mfa.allowed
+
+
+@PROPERTY
+@given(policy_lists(), requests)
+def test_the_fast_checks_agree_with_the_explained_ones(policies: list[Policy],
+                                                       req: Request) -> None:
+    """The portal decides with `check_kinds` (no words); `explain` with `run_checks`."""
+    from deskfleet.policy.conditions import check_kinds, run_checks
+
+    for p in policies:
+        assert check_kinds(p, req) == [(kind, ok) for kind, ok, _ in run_checks(p, req)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ..api.accesspolicy import AccessPolicySpec, Conditions, Subjects, TimeWindow
@@ -113,6 +114,37 @@ def _time(conditions: Conditions, when: datetime) -> Check | None:
             return True, f"{stamp} within {format_window(window)}"
     windows = "; ".join(format_window(w) for w in conditions.time_windows)
     return False, f"{stamp} outside {windows}"
+
+
+@lru_cache(maxsize=8192)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+@lru_cache(maxsize=65536)
+def _address(text: str) -> IpAddress:
+    return normalise_ip(text)
+
+
+def check_kinds(policy: Policy, request: Request) -> list[tuple[str, bool]]:
+    """Every check the policy makes of the request: (kind, holds), without the words.
+
+    The portal asks this for each covering policy of every request, so it builds no text;
+    `run_checks` says the same with the reasons (a property test holds them equal)."""
+    cond, subjects = policy.spec.conditions, policy.spec.subjects
+    out = [(SUBJECTS, request.user in subjects.users
+            or not request.groups.isdisjoint(subjects.groups))]
+    if cond.source_ranges:
+        address = _address(request.source_ip)
+        out.append((SOURCE, any(address in _network(c) for c in cond.source_ranges)))
+    if cond.countries:
+        out.append((COUNTRY, request.country is not None and request.country in cond.countries))
+    if cond.require_mfa:
+        out.append((MFA, request.mfa))
+    if cond.time_windows:
+        local = request.time.astimezone(ZoneInfo(cond.time_zone))
+        out.append((TIME, any(in_window(w, local) for w in cond.time_windows)))
+    return out
 
 
 def run_checks(policy: Policy, request: Request) -> list[tuple[str, bool, str]]:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..render.meta import Resource
-from .conditions import run_checks
+from .conditions import check_kinds, run_checks
 from .controls import combine_controls
 from .model import NO_POLICY_MATCHED, Decision, Match, Outcome, Request
 from .selection import PolicySet, app_selected, ordered
@@ -37,14 +37,18 @@ from .selection import PolicySet, app_selected, ordered
 Policy = Resource[AccessPolicySpec]
 
 
+def _reasons(policy: Policy, request: Request, applies: bool) -> tuple[str, ...]:
+    return tuple(text for _, ok, text in run_checks(policy, request) if ok == applies)
+
+
 def _match(policy: Policy, request: Request) -> Match:
-    checks = run_checks(policy, request)
-    applies = all(ok for _, ok, _ in checks)
-    return Match(policy=policy.name, action=policy.spec.action, priority=policy.spec.priority,
-                 mode=policy.spec.mode, applies=applies,
-                 reasons=tuple(text for _, ok, text in checks if ok == applies),
-                 checked=tuple(kind for kind, _, _ in checks),
-                 failed=tuple(kind for kind, ok, _ in checks if not ok))
+    checks = check_kinds(policy, request)
+    failed = tuple(kind for kind, ok in checks if not ok)
+    applies = not failed
+    spec = policy.spec
+    return Match(policy.name, spec.action, spec.priority, spec.mode, applies,
+                 tuple(kind for kind, _ in checks), failed,
+                 lambda: _reasons(policy, request, applies))
 
 
 def _outcome(evaluated: Sequence[tuple[Policy, Match]], with_dry_run: bool) -> Outcome:

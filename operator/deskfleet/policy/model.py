@@ -7,7 +7,9 @@ compared, hashed, logged and turned into JSON without touching Kubernetes or pyd
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Literal
 
@@ -81,12 +83,19 @@ class Match:
     priority: int
     mode: Mode
     applies: bool
-    reasons: tuple[str, ...]
     checked: tuple[str, ...] = ()
     """The kinds of check the policy made (conditions.SUBJECTS, SOURCE, ...)."""
     failed: tuple[str, ...] = ()
     """The kinds of check that failed: what user-facing hints are made of, as they must
     not reveal which policy said no."""
+    explain: Callable[[], tuple[str, ...]] | None = field(default=None, compare=False,
+                                                          repr=False)
+    """Makes `reasons`: words cost more than the decision, and the portal's thousands of
+    decisions a second need none; `deskfleet explain` and the audit ask for them."""
+
+    @cached_property
+    def reasons(self) -> tuple[str, ...]:
+        return self.explain() if self.explain is not None else ()
 
     @property
     def enforced(self) -> bool:
