@@ -172,7 +172,8 @@ def wrk_script(path: Path, namespace: str, apps: int, tokens: list[str]) -> Path
         ip = f"{rng.choice(nets)}.{rng.randrange(1, 255)}"
         token = tokens[rng.randrange(len(tokens))]
         lines.append(f'requests[{i + 1}] = wrk.format("GET", "/authz/{namespace}/app-{app}",'
-                     f' {{["Authorization"] = "Bearer {token}", ["X-Forwarded-For"] = "{ip}"}})')
+                     f' {{["Host"] = "portal", ["Authorization"] = "Bearer {token}", '
+                     f'["X-Forwarded-For"] = "{ip}"}})')
     lines += ["local i = 0",
               "request = function() i = i % #requests + 1; return requests[i] end",
               "local allowed, refused = 0, 0",

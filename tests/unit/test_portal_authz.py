@@ -120,14 +120,19 @@ async def test_every_answer_is_the_one_explain_gives(client: TestClient[Any, Any
 
 async def test_denied_page_says_what_to_do_without_naming_policies(
         client: TestClient[Any, Any]) -> None:
-    response = await client.get("/authz/northgate/epr", headers=auth(token(mfa=False)))
+    browser = {"Accept": "text/html,application/xhtml+xml"}
+    response = await client.get("/authz/northgate/epr", headers=auth(token(mfa=False),
+                                                                      **browser))
     assert response.status == 403
     page = await response.text()
     assert "multi-factor" in page and "Sign in with MFA" in page  # step-up offered
     assert "clinicians-home-mfa" not in page and "GB" not in page
-    abroad = await client.get("/authz/northgate/epr", headers=auth(token(), FR_IP))
+    abroad = await client.get("/authz/northgate/epr", headers=auth(token(), FR_IP, **browser))
     assert "current network or country" in await abroad.text()
     assert "Sign in with MFA" not in await abroad.text()  # MFA would not help
+    # A script's request (no page wanted) gets the status and a line, not a page.
+    script = await client.get("/authz/northgate/epr", headers=auth(token(), FR_IP))
+    assert script.status == 403 and await script.text() == "deny\n"
 
 
 async def test_not_signed_in_is_401_with_the_way_to_sign_in(
@@ -264,3 +269,4 @@ async def test_fill_is_level_based(tmp_path: Path, clock: Clock) -> None:
     fill(portal.directory, bodies, clock.monotonic())
     async for client in serve(portal):
         assert (await client.get("/authz/northgate/epr", headers=auth(token()))).status == 403
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -130,6 +131,7 @@ _DURATION_PART = re.compile(r"([0-9]+)(h|m|s)")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
 
 
+@lru_cache(maxsize=4096)  # pure; every authorization combines a few of these
 def parse_duration(text: str) -> timedelta:
     """`1h30m` -> 5400 s. The format is a subset of Go's, as Kubernetes uses it."""
     if not re.fullmatch(DURATION_RE, text):

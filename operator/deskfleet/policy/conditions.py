@@ -57,6 +57,7 @@ def in_window(window: TimeWindow, local: datetime) -> bool:
     return day in window.days and _minutes(window.start) <= now < _minutes(window.end)
 
 
+@lru_cache(maxsize=65536)  # pure; the portal asks it several times a request
 def normalise_ip(text: str) -> IpAddress:
     """Gateways on dual-stack sockets report IPv4 clients as ::ffff:a.b.c.d; compare
     those as the IPv4 address they are, or IPv4 ranges would never match them."""
@@ -121,11 +122,6 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
-@lru_cache(maxsize=65536)
-def _address(text: str) -> IpAddress:
-    return normalise_ip(text)
-
-
 def check_kinds(policy: Policy, request: Request) -> list[tuple[str, bool]]:
     """Every check the policy makes of the request: (kind, holds), without the words.
 
@@ -135,7 +131,7 @@ def check_kinds(policy: Policy, request: Request) -> list[tuple[str, bool]]:
     out = [(SUBJECTS, request.user in subjects.users
             or not request.groups.isdisjoint(subjects.groups))]
     if cond.source_ranges:
-        address = _address(request.source_ip)
+        address = normalise_ip(request.source_ip)
         out.append((SOURCE, any(address in _network(c) for c in cond.source_ranges)))
     if cond.countries:
         out.append((COUNTRY, request.country is not None and request.country in cond.countries))

@@ -10,11 +10,13 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 Action = Literal["allow", "deny"]
 Mode = Literal["enforce", "dryRun"]
+
+_address = lru_cache(maxsize=65536)(ipaddress.ip_address)  # a request is made per decision
 
 NO_POLICY_MATCHED = "no policy matched"
 """The phrase every Decision without a deciding policy carries in its reason."""
@@ -37,7 +39,7 @@ class Request:
         # Fail here, with the value in the message, rather than deep inside a policy check.
         if self.time.tzinfo is None or self.time.utcoffset() is None:
             raise ValueError(f"request time must be timezone-aware: {self.time.isoformat()}")
-        ipaddress.ip_address(self.source_ip)
+        _address(self.source_ip)  # a ValueError naming the address if it is none
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,12 @@ class Portal:
         back = original_url(request, verdict.app)
         if verdict.outcome == UNAUTHENTICATED:
             return self.signin_answer(back, request_id)
+        if "text/html" not in request.headers.get("Accept", ""):
+            # Not a page load (a script's request, a WebSocket, a health check): the
+            # status says it all, and rendering a page for each would cost more than
+            # the decision.
+            return web.Response(status=verdict.status, text=f"{verdict.outcome}\n",
+                                headers={contracts.REQUEST_ID_HEADER: request_id})
         if verdict.outcome == DENY:
             return self.html(403, self.refusal_page(verdict, back, request_id, identity))
         if verdict.reason == "unknown-app":

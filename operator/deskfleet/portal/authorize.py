@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..policy import Decision, Request, evaluate
+from ..policy.conditions import MFA
 from ..policy.hints import HINT_MFA, denial_hints
 from .directory import AppEntry, NamespaceView
 
@@ -58,6 +59,13 @@ def find_app(view: NamespaceView | None, app_name: str) -> AppEntry | Verdict:
     return app
 
 
+def _mfa_may_help(decision: Decision) -> bool:
+    """Whether completing MFA could allow the request: only if some enforced allow failed
+    on MFA alone (then `evaluate` is asked again, with MFA, to be sure)."""
+    return any(m.enforced and m.action == "allow" and m.failed == (MFA,)
+               for m in decision.matches)
+
+
 def authorize(view: NamespaceView, app: AppEntry, request: Request) -> Verdict:
     """`evaluate`'s decision for the request, or a refusal where a policy that could
     refuse it cannot be read."""
@@ -69,7 +77,7 @@ def authorize(view: NamespaceView, app: AppEntry, request: Request) -> Verdict:
     decision = evaluate(view.policies, app.name, app.labels, request)
     if decision.allowed:
         return Verdict(200, ALLOW, "allowed", decision.reason, app, decision)
-    step_up = not request.mfa and evaluate(
+    step_up = not request.mfa and _mfa_may_help(decision) and evaluate(
         view.policies, app.name, app.labels, replace(request, mfa=True)).allowed
     hints = denial_hints(decision)
     if step_up and HINT_MFA not in hints:

@@ -293,7 +293,7 @@ class IdentityResolver:
         if self.verifier is None:
             raise InvalidCredentials("a bearer token, but no OIDC issuer is configured")
         claims = await self.verifier.verify(token)
-        return self.verifier.identity(claims, source)
+        return self.verifier.identity(claims, source)  # cheap: the claims are cached
 
     async def _from_headers(self, answer: Mapping[str, str], request: Mapping[str, str],
                             source: str) -> Identity:
