@@ -1,6 +1,7 @@
 """The alert rules (charts/deskfleet/files/alerts.yaml): promtool accepts them, their unit
-tests (tests/observability/alerts.test.yaml) pass, every alert carries what on-call needs,
-and they query only metrics the operator exports.
+tests (tests/observability/alerts.test.yaml, and alerts-weekly.test.yaml for what needs a
+week of history) pass, every alert carries what on-call needs, and they query only
+metrics the operator and the portal export.
 
 promtool comes with Debian's prometheus package (hack/setup.sh installs it). Without it
 these tests fail rather than skip: a run must not pass without having checked the rules.
@@ -18,10 +19,12 @@ import pytest
 import yaml
 
 from deskfleet.metrics import METRIC_NAMES
+from deskfleet.portal.metrics import METRIC_NAMES as PORTAL_METRIC_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "charts" / "deskfleet" / "files" / "alerts.yaml"
 ALERT_TESTS = REPO / "tests" / "observability" / "alerts.test.yaml"
+WEEKLY_ALERT_TESTS = REPO / "tests" / "observability" / "alerts-weekly.test.yaml"
 EXPECTED_ALERTS = {
     "DeskfleetPoolCapacityNearlyExhausted": "warning",
     "DeskfleetPoolCapacityExhausted": "critical",
@@ -32,6 +35,14 @@ EXPECTED_ALERTS = {
     "DeskfleetReconcileErrors": "warning",
     "DeskfleetOperatorDown": "critical",
 }
+EXPECTED_PORTAL_ALERTS = {
+    "DeskfleetPortalDown": "critical",
+    "DeskfleetPortalFailingClosed": "critical",
+    "DeskfleetDeniedCountryRising": "warning",
+    "DeskfleetSignInFromNewCountry": "warning",
+    "DeskfleetPortalNotReady": "warning",
+}
+ALL_ALERTS = {**EXPECTED_ALERTS, **EXPECTED_PORTAL_ALERTS}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,19 +64,24 @@ def alert_rules() -> list[dict[str, Any]]:
 def test_promtool_check_rules_accepts_the_rule_file() -> None:
     result = promtool("check", "rules", str(ALERTS.relative_to(REPO)))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in result.stdout
+    assert f"SUCCESS: {len(ALL_ALERTS)} rules found" in result.stdout
 
 
-def test_promtool_unit_tests_of_the_alerts_pass() -> None:
-    result = promtool("test", "rules", str(ALERT_TESTS.relative_to(REPO)))
+@pytest.mark.parametrize("tests", [ALERT_TESTS, WEEKLY_ALERT_TESTS], ids=lambda p: p.name)
+def test_promtool_unit_tests_of_the_alerts_pass(tests: Path) -> None:
+    result = promtool("test", "rules", str(tests.relative_to(REPO)))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout and "FAILED" not in result.stdout
 
 
-def test_rule_file_is_one_deskfleet_group_with_the_expected_alerts() -> None:
+def test_rule_file_holds_the_operator_and_the_portal_groups() -> None:
+    """Two groups: the chart leaves `deskfleet-portal` out when it deploys no portal."""
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    assert [g["name"] for g in groups] == ["deskfleet"]
-    assert {r["alert"]: r["labels"]["severity"] for r in alert_rules()} == EXPECTED_ALERTS
+    assert [g["name"] for g in groups] == ["deskfleet", "deskfleet-portal"]
+    by_group = {g["name"]: {r["alert"]: r["labels"]["severity"] for r in g["rules"]}
+                for g in groups}
+    assert by_group["deskfleet"] == EXPECTED_ALERTS
+    assert by_group["deskfleet-portal"] == EXPECTED_PORTAL_ALERTS
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
@@ -83,8 +99,10 @@ def test_every_alert_has_severity_summary_description_and_for(rule: dict[str, An
 
 
 def test_alerts_query_only_exported_metrics() -> None:
-    exported = set(METRIC_NAMES)
     for rule in alert_rules():
+        # The portal's alerts query the portal's metrics, the others the operator's.
+        portal = rule["alert"] in EXPECTED_PORTAL_ALERTS
+        exported = set(PORTAL_METRIC_NAMES if portal else METRIC_NAMES)
         expr = rule["expr"]
         used = set(re.findall(r"deskfleet_[a-z_]+", expr))
         assert used <= exported, f"{rule['alert']} queries {used - exported}"
@@ -103,5 +121,15 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
     for case in tests["tests"]:
         for check in case["alert_rule_test"]:
             (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
-    assert firing == set(EXPECTED_ALERTS), f"never shown firing: {set(EXPECTED_ALERTS) - firing}"
-    assert quiet == set(EXPECTED_ALERTS), f"never shown quiet: {set(EXPECTED_ALERTS) - quiet}"
+    expected = set(ALL_ALERTS)
+    assert firing == expected, f"never shown firing: {expected - firing}"
+    assert quiet == expected, f"never shown quiet: {expected - quiet}"
+
+
+def test_portal_alerts_are_about_the_portal_job() -> None:
+    """`up` of the portal is job="deskfleet-portal" (the chart's ServiceMonitor sets it):
+    the operator's job being up must not hide a portal that is down."""
+    rules = {r["alert"]: r for r in alert_rules()}
+    assert 'up{job="deskfleet-portal"}' in rules["DeskfleetPortalDown"]["expr"]
+    for name in EXPECTED_PORTAL_ALERTS:
+        assert 'job="deskfleet"' not in rules[name]["expr"], name
