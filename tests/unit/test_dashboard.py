@@ -1,7 +1,7 @@
 """Fast checks of the Grafana dashboard (charts/deskfleet/files/dashboard.json): it loads,
 has its variables, every query goes through the chosen data source and uses only metrics
-the operator exports. tests/cluster/test_observability.py compares the same queries with
-a real scrape."""
+the operator and the portal export. tests/cluster/test_observability.py compares the
+same queries with a real scrape."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from deskfleet.metrics import METRIC_NAMES
+from deskfleet.portal.metrics import METRIC_NAMES as PORTAL_METRIC_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_FILE = REPO / "charts" / "deskfleet" / "files" / "dashboard.json"
@@ -84,7 +85,7 @@ def test_every_panel_has_id_grid_position_and_description() -> None:
 def test_rows_and_panels() -> None:
     dashboard = load()
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Capacity", "Scaling", "Apps & policies", "Operator health"]
+    assert rows == ["Capacity", "Scaling", "Apps & policies", "Portal", "Operator health"]
     titles = {p["title"]: p for p in panels(dashboard)}
     assert titles["Utilisation"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
     steps = titles["Utilisation"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
@@ -115,7 +116,7 @@ def test_queries_use_only_exported_metrics() -> None:
     exprs += [variable_query(v) for v in variables(dashboard).values()
               if v["type"] == "query"]
     assert exprs
-    exported = set(METRIC_NAMES)
+    exported = set(METRIC_NAMES) | set(PORTAL_METRIC_NAMES)
     used: set[str] = set()
     for expr in exprs:
         names = set(re.findall(r"deskfleet_[a-z_]+", expr))
@@ -123,7 +124,7 @@ def test_queries_use_only_exported_metrics() -> None:
         others = set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", expr)) - exported
         assert others <= {"up"}, f"{expr!r} queries {others}"
         used |= names
-    # Every exported family has a place on the dashboard.
+    # Every exported family, the operator's and the portal's, has a place on the dashboard.
     families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in exported}
     shown = {re.sub(r"_(bucket|sum|count)$", "", n) for n in used}
     assert families == shown, f"not on the dashboard: {families - shown}"
@@ -152,3 +153,37 @@ def test_queries_are_valid_promql(tmp_path: Path) -> None:
                             text=True, timeout=60, check=False)
     print(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_portal_row() -> None:
+    """The front door: decisions by outcome and reason, denials by country, fail-closed
+    refusals, decision latency p99, data age, launches waiting vs started."""
+    dashboard = load()
+    all_panels = panels(dashboard)
+    titles = {p["title"]: p for p in all_panels}
+    row = next(p for p in dashboard["panels"] if p["type"] == "row" and p["title"] == "Portal")
+    after = [p for p in all_panels if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    end = min(p["gridPos"]["y"] for p in after if p["type"] == "row")
+    in_row = {p["title"]: p for p in after if p["gridPos"]["y"] < end}
+
+    def exprs(title: str) -> str:
+        return " ".join(t["expr"] for t in in_row[title]["targets"])
+
+    assert "by (decision, reason)" in exprs("Decisions by outcome and reason")
+    denials = exprs("Denials by country (per 15 minutes)")
+    assert 'decision="deny"' in denials and "by (country)" in denials
+    assert "deskfleet_portal_fail_closed_total" in exprs("Fail-closed refusals")
+    latency = exprs("Decision latency p50 / p99")
+    assert "histogram_quantile(0.99," in latency
+    assert "deskfleet_portal_decision_duration_seconds_bucket" in latency
+    age = in_row["Policy data age"]
+    assert "deskfleet_portal_data_age_seconds" in exprs("Policy data age")
+    assert age["fieldConfig"]["defaults"]["unit"] == "s"
+    # The red line is the chart's default portal.maxDataAgeSeconds.
+    values = yaml.safe_load((REPO / "charts" / "deskfleet" / "values.yaml").read_text())
+    steps = age["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == values["portal"]["maxDataAgeSeconds"]
+    assert "by (namespace, pool, outcome)" in exprs("Launches: started vs waiting")
+    replicas = exprs("Portal replicas")
+    assert 'up{job="deskfleet-portal"}' in replicas and "deskfleet_portal_ready" in replicas
+    assert titles["Portal replicas"]["type"] == "stat"
