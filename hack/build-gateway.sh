@@ -10,7 +10,7 @@
 #   oauth2-proxy            the authenticating proxy deskfleet's routes point at
 #   traefik-crds.yaml       traefik.io/v1alpha1 CRDs (Middleware, IngressRoute, ...)
 #   traefik-rbac.yaml       the ClusterRoles Traefik's Kubernetes providers need
-#   gateway-api-experimental-crds.yaml   Gateway API experimental channel (ExternalAuth)
+#   gateway-api-experimental-crds.yaml   Gateway API experimental channel CRDs (ExternalAuth)
 #   envoy-gateway-crds.yaml Envoy Gateway's CRDs (SecurityPolicy), for the chart's dry-run
 #
 # Why Traefik needs a scratch module (see shared/GATEWAY_E2E.md): its go.mod has replace
@@ -217,7 +217,7 @@ concat_yaml() {  # concat_yaml OUT FILE... : one multi-document YAML, written at
   shift
   : > "$out.tmp"
   for f in "$@"; do
-    { echo "---"; sed '/^---[[:space:]]*$/d' "$f"; } >> "$out.tmp"
+    { echo "---"; cat "$f"; echo; } >> "$out.tmp"
   done
   mv "$out.tmp" "$out"
 }
@@ -243,7 +243,11 @@ gateway_api_experimental_crds() {
   [[ -s "$BIN/gateway-api-experimental-crds.yaml" ]] && return
   local src
   src="$(mod_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")/config/crd/experimental"
-  concat_yaml "$BIN/gateway-api-experimental-crds.yaml" "$src"/*.yaml
+  # The CRDs only: not the kustomization, nor the safe-upgrades admission policy (the
+  # standard channel the bed installs has it already, and it refuses experimental CRDs
+  # over standard ones: tests/support/gateway_api.py takes it away first).
+  concat_yaml "$BIN/gateway-api-experimental-crds.yaml" \
+    $(ls "$src"/gateway.networking.*.yaml | grep -v _vap_)
 }
 
 envoy_gateway_crds() {
