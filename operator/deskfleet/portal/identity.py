@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import aiohttp
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -67,6 +67,12 @@ class InvalidCredentials(IdentityProblem):
     """A token that fails verification (bad signature, expired, wrong issuer...)."""
 
     reason = "token-invalid"
+
+
+class ExpiredCredentials(InvalidCredentials):
+    """A token that was good and has expired: routine, the user signs in again."""
+
+    reason = "token-expired"
 
 
 class IdentityUnavailable(IdentityProblem):
@@ -166,6 +172,8 @@ class TokenVerifier:
                                      ) from err
         try:
             self.registry.validate(decoded.claims)
+        except ExpiredTokenError as err:
+            raise ExpiredCredentials("token expired") from err
         except JoseError as err:
             raise InvalidCredentials(f"token refused: {err.error}: {err.description}"
                                      ) from err
