@@ -1,65 +1,58 @@
 #!/usr/bin/env python3
-"""Experiment behind docs/simulation.md's "Why deskfleet misses the 20% target".
+"""Where a new session lands, and what it costs: the placement table of
+docs/autoscaling.md.
 
-Reruns the simulated hospital day with the deskfleet policy under other placements of
-new sessions (which host a logon lands on), to see how much of the gap to the
-clairvoyant bound placement can close. It swaps the simulator's placement rule in this
-process only; the simulator itself (and `deskfleet simulate`) always spreads.
+Runs the ordinary simulated weekday (seed 2026, no schedule phase) with deskfleet under
+each of the pool's load-balancing modes (which hosts accept new sessions) and each
+gateway placement (which accepting host a logon lands on), without and with forced
+logoff after 60 minutes, and prints them beside the two clairvoyant references.
 
     .venv/bin/python benchmarks/placement_experiment.py
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable
+from datetime import timedelta
 
-from deskfleet.simulation import cluster as sim
+from deskfleet.api.sessionhostpool import SessionHostPoolSpec
 from deskfleet.simulation.policies import DeskfleetPolicy
-from deskfleet.simulation.pool import deskfleet_pool
-from deskfleet.simulation.run import simulate
+from deskfleet.simulation.pool import deskfleet_pool_dict, with_forced_logoff
+from deskfleet.simulation.run import DEFAULT_SEED, SimOptions, simulate
+from deskfleet.simulation.scenarios import SCENARIOS
 
-# Among the ready, serving hosts with a free slot, the one with the lowest key wins.
-PLACEMENTS: dict[str, Callable[[sim.SimHost], tuple[float, ...]]] = {
-    "spread (fewest sessions; the default)": lambda h: (len(h.sessions), h.created),
-    "pack (most sessions)": lambda h: (-len(h.sessions), h.created),
-    "newest host first": lambda h: (-h.created,),
-    "oldest host first": lambda h: (h.created,),
-    "host with the latest logon first": lambda h: (-getattr(h, "last_logon", -1.0),),
-}
+MODES = ("breadthFirst", "depthFirst", "auto")
+PLACEMENTS = ("random", "least-loaded")
 
 
-def placing_by(key: Callable[[sim.SimHost], tuple[float, ...]]) -> Callable[..., bool]:
-    def place(self: sim.Cluster, session: int, arrival: float, length: float,
-              now: float) -> bool:
-        free = [h for h in self.hosts.values() if len(h.sessions) < self.per_host
-                and h.ready_at <= now and h.draining_since is None]
-        if not free:
-            return False
-        host = min(free, key=key)
-        host.sessions.add(session)
-        host.last_logon = now  # type: ignore[attr-defined]
-        self._where[session] = (host.name, now + length)
-        heapq.heappush(self._ends, (now + length, session))
-        if now > arrival and self._measured(arrival):
-            self.tally.waits.append(now - arrival)
-        return True
-    return place
+def pool(mode: str) -> SessionHostPoolSpec:
+    body = deskfleet_pool_dict()
+    body["scaling"]["loadBalancing"] = mode
+    return SessionHostPoolSpec.model_validate(body, by_alias=True)
 
 
 def main() -> None:
-    print("| placement | host-hours | vs clairvoyant | sessions cut | logons that waited |")
-    print("|---|---:|---:|---:|---:|")
-    original = sim.Cluster._place
-    try:
-        for name, key in PLACEMENTS.items():
-            sim.Cluster._place = placing_by(key)  # type: ignore[method-assign]
-            result = simulate(policies=[lambda: DeskfleetPolicy(deskfleet_pool())])
-            p = result.policies[0]
-            over = p.host_hours / result.clairvoyant_host_hours - 1
-            print(f"| {name} | {p.host_hours:,.1f} | {over:+.1%} | {p.cut} | {p.waited} |")
-    finally:
-        sim.Cluster._place = original  # type: ignore[method-assign]
+    workload = SCENARIOS["current"].build(DEFAULT_SEED, 3000)
+    print("| loadBalancing | gateway placement | host-hours | x bound | with forced logoff "
+          "after 60 min | x bound | logons that waited | sessions cut |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    bound = no_migration = 0.0
+    for mode in MODES:
+        spec = pool(mode)
+        forced = with_forced_logoff(spec, timedelta(minutes=60))
+        for placement in PLACEMENTS:
+            options = SimOptions(placement=placement, seed=DEFAULT_SEED)
+            result = simulate(workload, spec, options,
+                              [lambda s=spec: DeskfleetPolicy(s),
+                               lambda s=forced: DeskfleetPolicy(s, "forced")])
+            bound, no_migration = result.clairvoyant_host_hours, result.no_migration_host_hours
+            plain, grace = result.policies
+            print(f"| {mode} | {placement} | {plain.host_hours:,.1f} | "
+                  f"{plain.host_hours / bound:.3f} | {grace.host_hours:,.1f} | "
+                  f"{grace.host_hours / bound:.3f} | {plain.waited} / {grace.waited} | "
+                  f"{plain.cut} / {grace.cut} |", flush=True)
+    print(f"| clairvoyant placement without migration | | {no_migration:,.1f} | "
+          f"{no_migration / bound:.3f} | | | | |")
+    print(f"| clairvoyant lower bound | | {bound:,.1f} | 1.000 | | | | |")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,36 @@
 """A simulated pool of session hosts, in continuous time between autoscaler ticks.
 
-- A host has `sessions_per_host` slots and becomes ready `startup` after the replica
-  increase that created it.
-- A logon lands "spread": on the ready, non-draining host with the fewest sessions that
-  still has a free slot (ties: the oldest host). A logon that finds no free slot waits in
-  a first-come-first-served queue and is served as soon as a slot frees or a host becomes
-  ready; its session then lasts its full length.
-- Sessions are never moved. Removing a host cuts the sessions still on it; their users
-  log on again at once for the rest of their work (a reconnect, placed like any logon).
+- A host has `sessions_per_host` slots and becomes ready its start-up time after the
+  replica increase that created it (the start-up may vary from host to host).
+- A logon goes to a ready, serving host that accepts sessions (the `accepting` label the
+  Service selects on) and has a free slot: chosen at random among them as a Service
+  does, or the least loaded as a least-connections gateway does. With none, it waits in
+  a first-come-first-served queue and is served as soon as a slot opens on an accepting
+  host; its session then lasts its full length.
+- A session may end with a disconnected tail: the user has gone, the host keeps the
+  session. It holds its slot; TCP counting cannot see it.
+- Sessions are never moved. A host asked to log its users off does so within
+  LOGOFF_SECONDS (the sessions still count meanwhile). Removing a host cuts the sessions
+  still on it. A user whose session ends this way while they were still connected logs
+  on again at once for the rest of their work (a reconnect, placed like any logon).
 
 Times are float seconds from the simulation's origin. Figures are kept only for what
 happens inside the measured window [measure_from, measure_to): logons that arrive in it,
-cuts that happen in it, host-seconds spent in it.
+cuts and logoffs that happen in it, host-seconds spent in it.
 """
 
 from __future__ import annotations
 
 import heapq
+import random
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal, cast
+
+Placement = Literal["random", "least-loaded"]
+LOGOFF_SECONDS = 30.0  # how long a host takes to log its users off when asked
+_END, _DISCONNECT, _READY, _LOGON = 0, 1, 2, 3  # same-moment order: frees before takes
 
 
 @dataclass
@@ -27,10 +39,35 @@ class SimHost:
     created: float
     ready_at: float
     sessions: set[int] = field(default_factory=set)
+    connected: int = 0  # of those, with their user connected
     draining_since: float | None = None
+    accepting: bool = True  # new pods carry accepting=true from the template
+    logoff_deadline: float | None = None  # announced in the drain notice
+    noticed_at: float | None = None
+    logoff_requested_at: float | None = None
+    # (moment, sessions, connected) at every change: what a lagging agent reported.
+    history: list[tuple[float, int, int]] = field(default_factory=list)
 
     def ready(self, now: float) -> bool:
         return self.ready_at <= now
+
+    def reported(self, moment: float) -> tuple[int, int]:
+        """(sessions, connected) as of `moment`."""
+        i = bisect_right(self.history, (moment, float("inf"), float("inf"))) - 1
+        return (self.history[i][1], self.history[i][2]) if i >= 0 else (0, 0)
+
+
+@dataclass(eq=False)
+class Live:
+    """A session in progress (events hold it: one that ended early finds itself gone)."""
+
+    session: int
+    host: str
+    planned_end: float  # when it ends if nothing intervenes
+    connected_until: float  # after this its user is gone (the disconnected tail)
+    end: float  # when it ends: planned_end, or sooner if its user is logged off
+    logged_off: bool = False
+    disconnected: bool = False  # its user has gone (its tail has begun)
 
 
 @dataclass
@@ -38,27 +75,38 @@ class Tally:
     """What a pool did to its users during the measured window."""
 
     logons: int = 0
-    reconnects: int = 0  # logons again after a cut
+    reconnects: int = 0  # logons again after a cut or a forced logoff
     waits: list[float] = field(default_factory=list)  # seconds, one per logon that waited
-    cut: int = 0
+    cut: int = 0  # sessions ended by removing their host, their users never told
+    cut_after_notice: int = 0  # ... after a notice and a logoff request the host ignored
+    logged_off: int = 0  # sessions logged off after a notice with a deadline
+    notice_seconds: list[float] = field(default_factory=list)  # per logged-off session
     host_seconds: float = 0.0
     serving_seconds: float = 0.0  # of ready hosts taking logons
+    peak_hosts: int = 0
 
 
 class Cluster:
     def __init__(self, sessions_per_host: int, startup: float, measure_from: float,
-                 measure_to: float, prefix: str = "host") -> None:
+                 measure_to: float, prefix: str = "host", placement: Placement = "random",
+                 startup_spread: float = 0.0, seed: int = 0) -> None:
         self.per_host = sessions_per_host
-        self.startup = startup
+        self.startup, self.startup_spread = startup, startup_spread
         self.measure_from, self.measure_to = measure_from, measure_to
         self.prefix = prefix
+        self.placement = placement
+        self.rng = random.Random(seed)
         self.hosts: dict[str, SimHost] = {}
         self.tally = Tally()
+        self.startups: deque[float] = deque(maxlen=20)  # the latest hosts' start-up times
+        self.launches: deque[tuple[float, bool]] = deque()  # (moment, found a free slot)
+        self.ended: deque[float] = deque()  # when sessions ended on hosts taking logons
         self._created = 0
-        self._where: dict[int, tuple[str, float]] = {}  # live session -> (host, its end)
-        self._ends: list[tuple[float, int]] = []  # heap of (end, session)
-        self._ready: list[tuple[float, str]] = []  # heap of (ready_at, host name)
-        self._queue: deque[tuple[int, float, float]] = deque()  # (session, arrival, length)
+        self._live: dict[int, Live] = {}
+        # (moment, kind, sequence, what): the sequence keeps `what` from being compared.
+        self._events: list[tuple[float, int, int, object]] = []
+        self._seq = 0
+        self._queue: deque[tuple[int, float, float, float]] = deque()  # id, arrival, len, tail
         self._clock = float("-inf")
 
     # --- what an autoscaler sees -------------------------------------------------------
@@ -68,39 +116,52 @@ class Cluster:
 
     @property
     def sessions(self) -> int:
-        return len(self._where)
+        return len(self._live)
 
     def serving_slots(self, now: float) -> int:
         return self.per_host * sum(1 for h in self.hosts.values()
                                    if h.ready(now) and h.draining_since is None)
 
+    def recent_launches(self, now: float, window: float) -> tuple[int, int]:
+        """(launches, sessions that ended on serving hosts) over [now - window, now];
+        older ones are forgotten."""
+        while self.launches and self.launches[0][0] < now - window:
+            self.launches.popleft()
+        while self.ended and self.ended[0] < now - window:
+            self.ended.popleft()
+        return len(self.launches), len(self.ended)
+
     def _measured(self, moment: float) -> bool:
         return self.measure_from <= moment < self.measure_to
 
     # --- time passing ------------------------------------------------------------------
-    def advance(self, until: float, arrivals: list[tuple[int, float, float]]) -> None:
-        """Play logons, logoffs and hosts becoming ready, in time order, up to `until`.
+    def _push(self, moment: float, kind: int, what: object) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (moment, kind, self._seq, what))
 
-        `arrivals` are (session id, arrival, length) ordered by arrival, all <= until.
-        On equal times a logoff or a ready host comes before a logon.
-        """
-        pending = deque(arrivals)
-        while True:
-            end = self._ends[0][0] if self._ends else float("inf")
-            ready = self._ready[0][0] if self._ready else float("inf")
-            logon = pending[0][1] if pending else float("inf")
-            moment = min(end, ready, logon)
-            if moment > until:
-                break
+    def advance(self, until: float, arrivals: list[tuple[int, float, float, float]]) -> None:
+        """Play logons, disconnections, logoffs and hosts becoming ready, in time order,
+        up to `until`. `arrivals` are (session id, arrival, length, disconnected tail)
+        ordered by arrival, all <= until."""
+        for logon in arrivals:
+            self._push(logon[1], _LOGON, logon)
+        while self._events and self._events[0][0] <= until:
+            moment, kind, _, what = heapq.heappop(self._events)
             self._clock = moment
-            if end == moment:
-                _, session = heapq.heappop(self._ends)
-                self._logoff(session, moment, end)
-            elif ready == moment:
-                heapq.heappop(self._ready)
-                self._serve_queue(moment)
+            if kind == _END:
+                assert isinstance(what, Live)
+                self._end(what, moment)
+            elif kind == _DISCONNECT:
+                assert isinstance(what, Live)
+                self._disconnect(what, moment)
+            elif kind == _READY:
+                host = self.hosts.get(str(what))
+                if host is not None and host.ready_at == moment:
+                    self.startups.append(host.ready_at - host.created)
+                    self._serve_queue(moment)
             else:
-                self._logon(*pending.popleft())
+                session, at, length, tail = cast(tuple[int, float, float, float], what)
+                self._logon(session, at, length, tail)
         self._clock = until
 
     def bill(self, start: float, end: float) -> None:
@@ -109,77 +170,153 @@ class Cluster:
         if hi > lo:
             self.tally.host_seconds += len(self.hosts) * (hi - lo)
             self.tally.serving_seconds += self.serving_slots(start) / self.per_host * (hi - lo)
+            self.tally.peak_hosts = max(self.tally.peak_hosts, len(self.hosts))
 
-    def _logon(self, session: int, arrival: float, length: float,
+    def _record(self, host: SimHost, moment: float) -> None:
+        if host.history and host.history[-1][0] == moment:
+            host.history.pop()
+        host.history.append((moment, len(host.sessions), host.connected))
+
+    def _logon(self, session: int, arrival: float, length: float, tail: float,
                reconnect: bool = False) -> None:
         if self._measured(arrival):
             if reconnect:
                 self.tally.reconnects += 1
             else:
                 self.tally.logons += 1
-        if self._queue or not self._place(session, arrival, length, arrival):
-            self._queue.append((session, arrival, length))
+        placed = not self._queue and self._place(session, arrival, length, tail, arrival)
+        self.launches.append((arrival, placed))
+        if not placed:
+            self._queue.append((session, arrival, length, tail))
 
-    def _logoff(self, session: int, now: float, end: float) -> None:
-        where = self._where.get(session)
-        if where is None or where[1] != end:
-            return  # cut with its host earlier (and perhaps placed again since)
-        del self._where[session]
-        self.hosts[where[0]].sessions.discard(session)
-        self._serve_queue(now)
+    def _candidates(self, now: float) -> list[SimHost]:
+        return [h for h in self.hosts.values()
+                if h.accepting and h.draining_since is None and h.ready_at <= now
+                and len(h.sessions) < self.per_host]
 
-    def _place(self, session: int, arrival: float, length: float, now: float) -> bool:
-        best: SimHost | None = None
-        fewest = self.per_host
-        for host in self.hosts.values():  # in creation order: ties go to the oldest
-            count = len(host.sessions)
-            if count < fewest and host.ready_at <= now and host.draining_since is None:
-                best, fewest = host, count
-        if best is None:
+    def _place(self, session: int, arrival: float, length: float, tail: float,
+               now: float) -> bool:
+        free = self._candidates(now)
+        if not free:
             return False
-        best.sessions.add(session)
-        self._where[session] = (best.name, now + length)
-        heapq.heappush(self._ends, (now + length, session))
+        if self.placement == "random":
+            host = free[self.rng.randrange(len(free))]
+        else:  # the fewest sessions; ties to the oldest host (creation order)
+            host = min(free, key=lambda h: len(h.sessions))
+        host.sessions.add(session)
+        host.connected += 1
+        end = now + length
+        live = self._live[session] = Live(session, host.name, end, end - tail, end)
+        self._push(end, _END, live)
+        if tail > 0:
+            self._push(end - tail, _DISCONNECT, live)
+        self._record(host, now)
         if now > arrival and self._measured(arrival):
             self.tally.waits.append(now - arrival)
         return True
 
+    def _current(self, live: Live) -> bool:
+        return self._live.get(live.session) is live
+
+    def _end(self, live: Live, moment: float) -> None:
+        if not self._current(live) or live.end != moment:
+            return  # cut earlier, or logged off sooner (its own event ends it)
+        host = self.hosts[live.host]
+        host.sessions.discard(live.session)
+        if not live.disconnected:
+            host.connected -= 1
+        del self._live[live.session]
+        self._record(host, moment)
+        if host.draining_since is None:
+            self.ended.append(moment)
+        if live.logged_off:
+            self._back_later(live, moment)
+        self._serve_queue(moment)
+
+    def _disconnect(self, live: Live, moment: float) -> None:
+        if not self._current(live) or live.end <= moment:
+            return
+        live.disconnected = True
+        host = self.hosts[live.host]
+        host.connected -= 1
+        self._record(host, moment)
+
+    def _back_later(self, live: Live, moment: float) -> None:
+        """A user whose session was ended for them logs on again if they were still
+        there, for what was left of their work (its disconnected tail included)."""
+        if moment < live.connected_until:
+            self._logon(live.session, moment, live.planned_end - moment,
+                        live.planned_end - live.connected_until, reconnect=True)
+
     def _serve_queue(self, now: float) -> None:
         while self._queue:
-            session, arrival, length = self._queue[0]
-            if not self._place(session, arrival, length, now):
+            session, arrival, length, tail = self._queue[0]
+            if not self._place(session, arrival, length, tail, now):
                 return
             self._queue.popleft()
 
     # --- what an autoscaler does -------------------------------------------------------
     def apply(self, now: float, replicas: int, remove: tuple[str, ...] = (),
-              drain: tuple[str, ...] = (), undrain: tuple[str, ...] = ()) -> None:
-        """Drain, undrain, delete the named hosts, then create hosts up to `replicas`."""
+              drain: tuple[str, ...] = (), undrain: tuple[str, ...] = (),
+              accepting: tuple[str, ...] | None = None,
+              deadlines: dict[str, float | None] | None = None,
+              logoff: tuple[str, ...] = ()) -> None:
+        """What the operator writes on the pods, then deletions, then new hosts."""
         for name in undrain:
-            self.hosts[name].draining_since = None
+            host = self.hosts[name]
+            host.draining_since = host.logoff_deadline = host.noticed_at = None
+            host.logoff_requested_at = None
         for name in drain:
             self.hosts[name].draining_since = now
-        cut: list[tuple[int, float]] = []
+        for name, deadline in (deadlines or {}).items():
+            host = self.hosts[name]
+            if host.logoff_deadline is None and deadline is not None:
+                host.logoff_deadline, host.noticed_at = deadline, now
+        for name in logoff:
+            self._log_off(self.hosts[name], now)
+        if accepting is not None:
+            chosen = set(accepting)
+            for host in self.hosts.values():
+                host.accepting = host.name in chosen
         for name in remove:
-            host = self.hosts.pop(name)
-            for session in sorted(host.sessions):
-                _, end = self._where.pop(session)  # its logoff event is skipped later
-                cut.append((session, end - now))
-                if self._measured(now):
-                    self.tally.cut += 1
+            self._remove(self.hosts.pop(name), now)
         if replicas < len(self.hosts):
             raise ValueError(f"{len(self.hosts) - replicas} more hosts to delete than named")
         while len(self.hosts) < replicas:
             self._created += 1
             name = f"{self.prefix}-{self._created:05d}"
-            self.hosts[name] = SimHost(name, now, now + self.startup)
-            heapq.heappush(self._ready, (now + self.startup, name))
+            spread = self.rng.uniform(-1, 1) * self.startup_spread if self.startup_spread else 0
+            ready = now + max(0.0, self.startup + spread)
+            self.hosts[name] = SimHost(name, now, ready)
+            self._push(ready, _READY, name)
         self._serve_queue(now)
-        for session, rest in cut:
-            self._logon(session, now, rest, reconnect=True)
+
+    def _log_off(self, host: SimHost, now: float) -> None:
+        if host.logoff_requested_at is not None:
+            return
+        host.logoff_requested_at = now
+        for session in sorted(host.sessions):
+            live = self._live[session]
+            if self._measured(now):
+                self.tally.logged_off += 1
+                self.tally.notice_seconds.append(now - (host.noticed_at or now))
+            live.logged_off = True
+            live.end = min(live.end, now + LOGOFF_SECONDS)
+            self._push(live.end, _END, live)
+
+    def _remove(self, host: SimHost, now: float) -> None:
+        told = host.logoff_requested_at is not None
+        for session in sorted(host.sessions):
+            live = self._live.pop(session)
+            if self._measured(now):
+                if told:
+                    self.tally.cut_after_notice += 1
+                else:
+                    self.tally.cut += 1
+            self._back_later(live, now)
 
     def finish(self) -> None:
         """Logons still queued at the end count as having waited until then."""
-        for _, arrival, _ in self._queue:
+        for _, arrival, _, _ in self._queue:
             if self._measured(arrival):
                 self.tally.waits.append(self._clock - arrival)

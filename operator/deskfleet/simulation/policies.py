@@ -1,7 +1,9 @@
-"""The autoscalers compared, behind one interface, and the clairvoyant lower bound.
+"""The autoscalers compared, behind one interface.
 
-Every policy sees the pool's hosts once per tick and answers with an `Action`: the
-replica count it wants and, when that is lower than the host count, the hosts to delete.
+Every policy sees the pool once per tick — its hosts as their agents last reported them,
+and the logon demand the gateway saw — and answers with an `Action`: the replica count it
+wants and what it writes on the hosts (who drains, who accepts new sessions, deadlines,
+logoff requests, which hosts to delete).
 """
 
 from __future__ import annotations
@@ -9,23 +11,42 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from ..api.sessionhostpool import SessionHostPoolSpec
-from ..scaling.decide import Host, Memory, decide
-from .pool import SESSIONS_PER_HOST, STATIC_HEADROOM, HpaSettings, describe_pool
+from ..scaling.decide import Demand, Host, Memory, decide
+from .pool import STATIC_HEADROOM, HpaSettings, describe_pool
 
 
-class HostState(NamedTuple):
-    """One host as an autoscaler observes it."""
+@dataclass(frozen=True)
+class HostState:
+    """One host as an autoscaler observes it (its counts as reported, maybe late)."""
 
     name: str
     created_at: datetime
     ready: bool
-    sessions: int
+    sessions: int  # every session on it, disconnected ones included
     draining_since: datetime | None = None
+    connected: int | None = None  # of those, with a user connected (None: all)
+    reported_at: datetime | None = None
+    logoff_deadline: datetime | None = None
+    logoff_requested_at: datetime | None = None
+
+    @property
+    def visible_to_tcp(self) -> int:
+        return self.sessions if self.connected is None else self.connected
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the portal and the operator measured, besides the hosts."""
+
+    launches_per_minute: float = 0.0
+    unserved: int = 0
+    startup_seconds: float | None = None
+    ended_per_minute: float = 0.0  # sessions ending on hosts that take logons
 
 
 @dataclass(frozen=True)
@@ -34,12 +55,16 @@ class Action:
     remove: tuple[str, ...] = ()  # deleted now; their sessions, if any, are cut
     drain: tuple[str, ...] = ()  # stop taking new sessions
     undrain: tuple[str, ...] = ()  # take new sessions again
+    accepting: tuple[str, ...] | None = None  # None: every serving host (no labels)
+    deadlines: dict[str, datetime | None] = field(default_factory=dict)  # announced
+    logoff: tuple[str, ...] = ()  # asked to log their users off
 
 
 class Policy(Protocol):
     name: str
 
-    def step(self, now: datetime, hosts: Sequence[HostState]) -> Action: ...
+    def step(self, now: datetime, hosts: Sequence[HostState],
+             seen: Observation) -> Action: ...
 
     def describe(self) -> list[str]: ...
 
@@ -49,16 +74,16 @@ class StaticPolicy:
 
     name = "static peak sizing"
 
-    def __init__(self, peak_sessions: int, per_host: int = SESSIONS_PER_HOST,
+    def __init__(self, peak_sessions: int, per_host: int,
                  headroom: float = STATIC_HEADROOM) -> None:
-        self.peak, self.headroom = peak_sessions, headroom
+        self.peak, self.headroom, self.per_host = peak_sessions, headroom, per_host
         self.hosts = math.ceil(math.ceil(peak_sessions / per_host) * (1 + headroom))
 
     def describe(self) -> list[str]:
-        return [f"{self.hosts} hosts all day: ceil(peak {self.peak} sessions / 8) "
-                f"+ {self.headroom:.0%} headroom, ready before the day starts"]
+        return [f"{self.hosts} hosts all day: ceil(peak {self.peak} sessions / "
+                f"{self.per_host}) + {self.headroom:.0%} headroom, ready before the day starts"]
 
-    def step(self, now: datetime, hosts: Sequence[HostState]) -> Action:
+    def step(self, now: datetime, hosts: Sequence[HostState], seen: Observation) -> Action:
         return Action(self.hosts, _blind_victims(hosts, len(hosts) - self.hosts))
 
 
@@ -69,8 +94,7 @@ class HpaPolicy:
 
     name = "HPA-style target tracking"
 
-    def __init__(self, settings: HpaSettings | None = None,
-                 per_host: int = SESSIONS_PER_HOST) -> None:
+    def __init__(self, per_host: int, settings: HpaSettings | None = None) -> None:
         self.settings = settings or HpaSettings()
         self.per_host = per_host
         self._history: deque[tuple[datetime, int]] = deque()
@@ -100,7 +124,7 @@ class HpaPolicy:
             return current if ratio <= 1 + s.tolerance else math.ceil(ratio * current)
         return math.ceil(ratio * len(ready))
 
-    def step(self, now: datetime, hosts: Sequence[HostState]) -> Action:
+    def step(self, now: datetime, hosts: Sequence[HostState], seen: Observation) -> Action:
         s, current = self.settings, len(hosts)
         rec = min(max(self.recommend(hosts), s.min_hosts), s.max_hosts)
         self._history.append((now, rec))
@@ -121,44 +145,41 @@ def _blind_victims(hosts: Sequence[HostState], count: int) -> tuple[str, ...]:
 
 
 class DeskfleetPolicy:
-    """The operator's own scaling core, `deskfleet.scaling.decide`, applied faithfully."""
+    """The operator's own scaling core, `deskfleet.scaling.decide`, applied as the
+    operator does: the agents' reports (from the host, or TCP counts that miss
+    disconnected sessions, as the pool says), the demand the portal counted, and what
+    the operator itself wrote on the pods."""
 
-    name = "deskfleet"
-
-    def __init__(self, spec: SessionHostPoolSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: SessionHostPoolSpec, name: str = "deskfleet",
+                 use_demand: bool = True, net_rate: bool = True) -> None:
+        self.spec, self.name, self.use_demand, self.net_rate = spec, name, use_demand, net_rate
         self.memory = Memory()
+        self.host_source = spec.agent.session_source == "host"
 
     def describe(self) -> list[str]:
         return [*describe_pool(self.spec),
-                "every host reports its session count each tick (fresh signal); "
-                "Decision.replicas, drain, undrain and remove applied as the operator does"]
+                "each host's report is seen after the report lag; the launch rate over the "
+                "last 5 min, the launches that found no free slot in the last 2 min and the "
+                "measured start-up (p90 of the last 20 hosts) are the demand signal"
+                if self.use_demand else "no demand signal",
+                "Decision.replicas, drain, undrain, accepting, notices, logoff and remove "
+                "applied as the operator does"]
 
-    def step(self, now: datetime, hosts: Sequence[HostState]) -> Action:
-        view = [Host(h.name, h.created_at, h.ready, h.sessions, reported_at=now,
-                     draining_since=h.draining_since) for h in hosts]
-        decision = decide(self.spec, view, now, self.memory, len(hosts))
+    def view(self, h: HostState) -> Host:
+        sessions = h.sessions if self.host_source else h.visible_to_tcp
+        disconnected = h.sessions - h.visible_to_tcp if self.host_source else None
+        return Host(h.name, h.created_at, h.ready, sessions if h.ready else None,
+                    h.reported_at if h.ready else None, h.draining_since,
+                    disconnected=disconnected, logoff_deadline=h.logoff_deadline,
+                    logoff_requested_at=h.logoff_requested_at)
+
+    def step(self, now: datetime, hosts: Sequence[HostState], seen: Observation) -> Action:
+        demand = (Demand(seen.launches_per_minute, seen.unserved, seen.startup_seconds,
+                         seen.ended_per_minute if self.net_rate else 0.0)
+                  if self.use_demand else None)
+        decision = decide(self.spec, [self.view(h) for h in hosts], now, self.memory,
+                          len(hosts), demand)
         self.memory = decision.memory
-        return Action(decision.replicas, decision.remove, decision.drain, decision.undrain)
-
-
-def clairvoyant_host_seconds(levels: Sequence[tuple[float, int]], start: float, end: float,
-                             per_host: int = SESSIONS_PER_HOST) -> float:
-    """The lower bound on host-seconds over [start, end): at every moment exactly
-    ceil(sessions / per_host) hosts, perfectly packed, with no start-up time.
-
-    `levels` are (moment, sessions in progress from then on), ordered by moment.
-    """
-    total = 0.0
-    level = 0
-    edge = start
-    for moment, nxt in levels:
-        if moment > start:
-            total += math.ceil(level / per_host) * (min(moment, end) - edge)
-            edge = min(moment, end)
-        if moment >= end:
-            break
-        level = nxt
-    if edge < end:
-        total += math.ceil(level / per_host) * (end - edge)
-    return total
+        return Action(decision.replicas, decision.remove, decision.drain, decision.undrain,
+                      decision.accepting, {n.host: n.deadline for n in decision.notices},
+                      decision.logoff)

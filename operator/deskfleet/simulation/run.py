@@ -1,7 +1,9 @@
-"""Run every policy over the same simulated day and collect what it cost and what users got.
+"""Run every policy over the same workload and collect what it cost and what users got.
 
-Each policy starts with an empty pool `WARM_UP` before midnight and is ticked every
-`STEP`; only the 24 hours of the measured day count. Deterministic for a seed.
+Each policy starts with an empty pool before the first logon (a built-in day starts
+12 hours before its measured day, so the night shift is logged on at midnight) and is
+ticked every `step`; only the measured window counts. Deterministic for a workload and
+options: the placement's and start-ups' randomness is seeded.
 """
 
 from __future__ import annotations
@@ -12,29 +14,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..api.common import WEEKDAYS
-from .cluster import Cluster, Tally
+from ..api.sessionhostpool import SessionHostPoolSpec
+from .bounds import clairvoyant_host_seconds, placement_without_migration
+from .cluster import Cluster, Placement, Tally
 from .policies import (
     DeskfleetPolicy,
     HostState,
     HpaPolicy,
+    Observation,
     Policy,
     StaticPolicy,
-    clairvoyant_host_seconds,
 )
-from .pool import SESSIONS_PER_HOST, STARTUP, STEP, deskfleet_pool
-from .workload import (
-    DEFAULT_STAFF,
-    LONDON,
-    WARM_UP,
-    Workload,
-    concurrency_steps,
-    generate,
-    peak_concurrency,
-)
+from .pool import STARTUP, STEP, HpaSettings, with_forced_logoff
+from .workload import Workload, concurrency_steps, peak_concurrency
 
 DEFAULT_SEED = 2026
-SAMPLE_EVERY = 4  # ticks between two points of the plotted series (2 minutes)
+SAMPLE_EVERY = 4  # ticks between two points of the plotted series
+RATE_WINDOW = timedelta(minutes=5)  # the portal's recent launch rate
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    startup: timedelta = STARTUP
+    startup_spread: timedelta = timedelta(0)  # each host's start-up: startup +- this
+    report_lag: timedelta = timedelta(seconds=5)  # from a change to the operator seeing it
+    placement: Placement = "random"
+    step: timedelta = STEP
+    seed: int = 0  # of the placement's and the start-ups' randomness
 
 
 @dataclass(frozen=True)
@@ -44,36 +50,41 @@ class PolicyResult:
     serving_host_hours: float  # of those, ready hosts taking logons
     logons: int
     waited: int  # logons that found no free slot
-    waited_over_startup: int  # ... and waited longer than a host takes to start
-    wait_p50: float  # seconds, over the logons that waited (0 if none did)
-    wait_p95: float
+    wait_p95: float  # seconds, over the logons that waited (0 if none did)
     wait_max: float
-    cut: int  # sessions ended by scale-in
+    cut: int  # sessions ended by removing their host, without notice
+    cut_after_notice: int  # ... whose users had been told and asked to log off
+    logged_off: int  # sessions logged off after a notice with a deadline
+    shortest_notice: float | None  # seconds between notice and logoff, at least
+    peak_hosts: int
     slots: tuple[int, ...]  # hosts x sessions per host (what is paid for), per sample
-    serving: tuple[int, ...]  # slots on ready, non-draining hosts, per sample
+    serving: tuple[int, ...]  # slots on ready, serving hosts, per sample
     queued: tuple[int, ...]  # logons waiting for a slot, per sample
-    reconnects: int = 0  # logons again after a cut (included in the wait figures)
+    reconnects: int = 0  # logons again after a cut or a logoff (in the wait figures)
     settings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SimulationResult:
-    seed: int
-    staff: int
-    day_start: datetime
-    startup: timedelta
-    step: timedelta
+    workload: Workload
+    options: SimOptions
+    per_host: int
     peak_sessions: int
-    logons: int  # in the measured day
+    logons: int  # in the measured window
     times: tuple[datetime, ...]  # the sample moments, local time
     sessions: tuple[int, ...]  # sessions in demand at each sample
     clairvoyant_host_hours: float
+    no_migration_host_hours: float
     clairvoyant_slots: tuple[int, ...]
     policies: tuple[PolicyResult, ...]
-    phases: tuple[tuple[str, datetime, datetime], ...] = ()  # the pool's schedule that day
+    scenario: str = ""
 
     def policy(self, name: str) -> PolicyResult:
         return next(p for p in self.policies if p.name == name)
+
+    @property
+    def seed(self) -> int:
+        return self.workload.seed
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -85,10 +96,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class _Observer:
-    """Turns the simulated hosts into what an autoscaler sees, in aware datetimes."""
+    """Turns the simulated pool into what an autoscaler sees, in aware datetimes."""
 
-    def __init__(self, origin: datetime) -> None:
-        self.origin = origin
+    def __init__(self, origin: datetime, lag: float) -> None:
+        self.origin, self.lag = origin, lag
         self._created: dict[str, datetime] = {}
 
     def at(self, seconds: float) -> datetime:
@@ -96,29 +107,55 @@ class _Observer:
 
     def hosts(self, cluster: Cluster, now: float) -> list[HostState]:
         seen = []
+        reported = now - self.lag
+        report_time = self.at(reported)
         for h in cluster.hosts.values():
             created = self._created.get(h.name)
             if created is None:
                 created = self._created[h.name] = self.at(h.created)
-            draining = None if h.draining_since is None else self.at(h.draining_since)
-            seen.append(HostState(h.name, created, h.ready_at <= now, len(h.sessions),
-                                  draining))
+            while len(h.history) > 1 and h.history[1][0] <= reported:
+                h.history.pop(0)  # nothing older is ever asked for again
+            has_report = h.ready_at <= reported
+            sessions, connected = h.reported(reported) if has_report else (0, 0)
+            seen.append(HostState(
+                h.name, created, h.ready_at <= now, sessions,
+                None if h.draining_since is None else self.at(h.draining_since),
+                connected, report_time if has_report else None,
+                None if h.logoff_deadline is None else self.at(h.logoff_deadline),
+                None if h.logoff_requested_at is None else self.at(h.logoff_requested_at)))
         return seen
 
+    def demand(self, cluster: Cluster, now: float) -> Observation:
+        launches, ended = cluster.recent_launches(now, RATE_WINDOW.total_seconds())
+        refused = cluster.waiting
+        startup = percentile(list(cluster.startups), 90) if cluster.startups else None
+        minutes = RATE_WINDOW.total_seconds() / 60
+        return Observation(launches / minutes, refused, startup, ended / minutes)
 
-def run_policy(policy: Policy, workload: Workload) -> PolicyResult:
-    origin = workload.day_start.astimezone(UTC) - WARM_UP  # arithmetic in UTC
-    start = WARM_UP.total_seconds()
-    end = start + (workload.day_end - workload.day_start).total_seconds()
-    step, startup = STEP.total_seconds(), STARTUP.total_seconds()
-    arrivals = [(i, (s.arrival - origin).total_seconds(), s.duration.total_seconds())
-                for i, s in enumerate(workload.sessions)]
-    cluster = Cluster(SESSIONS_PER_HOST, startup, start, end)
+
+def _origin(workload: Workload, options: SimOptions) -> datetime:
+    first = min((s.arrival for s in workload.sessions), default=workload.day_start)
+    start = min(workload.day_start, first).astimezone(UTC)
+    return start - options.startup - options.startup_spread - options.step
+
+
+def run_policy(policy: Policy, workload: Workload, options: SimOptions,
+               per_host: int) -> PolicyResult:
+    origin = _origin(workload, options)
+    start = (workload.day_start - origin).total_seconds()
+    end = (workload.day_end - origin).total_seconds()
+    step = options.step.total_seconds()
+    arrivals = [(i, (s.arrival - origin).total_seconds(), s.duration.total_seconds(),
+                 s.disconnected.total_seconds()) for i, s in enumerate(workload.sessions)]
+    cluster = Cluster(per_host, options.startup.total_seconds(), start, end,
+                      placement=options.placement,
+                      startup_spread=options.startup_spread.total_seconds(), seed=options.seed)
     slots: list[int] = []
     serving: list[int] = []
     queued: list[int] = []
-    observer = _Observer(origin)
+    observer = _Observer(origin, options.report_lag.total_seconds())
     nxt = 0
+    first_sample = math.ceil(start / step)
     for tick in range(int(end // step) + 1):
         now = tick * step
         first = nxt
@@ -127,72 +164,85 @@ def run_policy(policy: Policy, workload: Workload) -> PolicyResult:
         cluster.advance(now, arrivals[first:nxt])
         if now >= end:
             break
-        if now >= start and (tick - int(start // step)) % SAMPLE_EVERY == 0:
-            slots.append(len(cluster.hosts) * SESSIONS_PER_HOST)
+        if tick >= first_sample and (tick - first_sample) % SAMPLE_EVERY == 0:
+            slots.append(len(cluster.hosts) * per_host)
             serving.append(cluster.serving_slots(now))
             queued.append(cluster.waiting)
-        action = policy.step(observer.at(now), observer.hosts(cluster, now))
-        cluster.apply(now, action.replicas, action.remove, action.drain, action.undrain)
+        action = policy.step(observer.at(now), observer.hosts(cluster, now),
+                             observer.demand(cluster, now))
+        deadlines = {name: None if when is None else (when - origin).total_seconds()
+                     for name, when in action.deadlines.items()}
+        cluster.apply(now, action.replicas, action.remove, action.drain, action.undrain,
+                      action.accepting, deadlines, action.logoff)
         cluster.bill(now, now + step)
     cluster.finish()
-    return _result(policy, cluster.tally, startup, slots, serving, queued)
+    return _result(policy, cluster.tally, slots, serving, queued)
 
 
-def _result(policy: Policy, tally: Tally, startup: float, slots: list[int],
-            serving: list[int], queued: list[int]) -> PolicyResult:
+def _result(policy: Policy, tally: Tally, slots: list[int], serving: list[int],
+            queued: list[int]) -> PolicyResult:
     waits = tally.waits
     return PolicyResult(
         name=policy.name, host_hours=tally.host_seconds / 3600,
         serving_host_hours=tally.serving_seconds / 3600, logons=tally.logons,
-        waited=len(waits), waited_over_startup=sum(1 for w in waits if w > startup),
-        wait_p50=percentile(waits, 50), wait_p95=percentile(waits, 95),
-        wait_max=max(waits, default=0.0), cut=tally.cut,
+        waited=len(waits), wait_p95=percentile(waits, 95), wait_max=max(waits, default=0.0),
+        cut=tally.cut, cut_after_notice=tally.cut_after_notice, logged_off=tally.logged_off,
+        shortest_notice=min(tally.notice_seconds, default=None), peak_hosts=tally.peak_hosts,
         slots=tuple(slots), serving=tuple(serving), queued=tuple(queued),
         reconnects=tally.reconnects, settings=tuple(policy.describe()))
 
 
-def default_policies(workload: Workload) -> list[Callable[[], Policy]]:
+PolicyMaker = Callable[[], Policy]
+
+
+def default_policies(workload: Workload, spec: SessionHostPoolSpec,
+                     forced_logoff_after: timedelta | None = None,
+                     baselines: bool = True) -> list[PolicyMaker]:
+    """Static peak sizing and the HPA-style baseline (unless `baselines` is off), the
+    pool as written, and — with `forced_logoff_after` — the same pool logging users off
+    that long after the drain notice."""
+    per_host = spec.sessions_per_host
     peak = peak_concurrency(workload)
-    return [lambda: StaticPolicy(peak), HpaPolicy, lambda: DeskfleetPolicy(deskfleet_pool())]
+    hpa = HpaSettings(min_hosts=spec.scaling.min_hosts, max_hosts=spec.scaling.max_hosts)
+    makers: list[PolicyMaker] = []
+    if baselines:
+        makers += [lambda: StaticPolicy(peak, per_host), lambda: HpaPolicy(per_host, hpa)]
+    makers.append(lambda: DeskfleetPolicy(spec))
+    if forced_logoff_after is not None:
+        forced = with_forced_logoff(spec, forced_logoff_after)
+        minutes = int(forced_logoff_after.total_seconds() // 60)
+        makers.append(lambda: DeskfleetPolicy(
+            forced, f"deskfleet, forced logoff after {minutes} min"))
+    return makers
 
 
-def simulate(seed: int = DEFAULT_SEED, staff: int = DEFAULT_STAFF,
-             policies: Sequence[Callable[[], Policy]] | None = None) -> SimulationResult:
-    workload = generate(seed, staff)
-    makers = policies if policies is not None else default_policies(workload)
-    results = tuple(run_policy(make(), workload) for make in makers)
-    levels = concurrency_steps(workload)
+def simulate(workload: Workload, spec: SessionHostPoolSpec,
+             options: SimOptions | None = None,
+             policies: Sequence[PolicyMaker] | None = None,
+             scenario: str = "") -> SimulationResult:
+    options = options or SimOptions()
+    per_host = spec.sessions_per_host
+    makers = policies if policies is not None else default_policies(workload, spec)
+    results = tuple(run_policy(make(), workload, options, per_host) for make in makers)
     origin = workload.day_start.astimezone(UTC)
-    seconds = [((m - origin).total_seconds(), n) for m, n in levels]
-    day = (workload.day_end - workload.day_start).total_seconds()
-    sample = STEP.total_seconds() * SAMPLE_EVERY
-    offsets = [k * sample for k in range(math.ceil(day / sample))]
+    seconds = [((m - origin).total_seconds(), n) for m, n in concurrency_steps(workload)]
+    window = (workload.day_end - workload.day_start).total_seconds()
+    sample = options.step.total_seconds() * SAMPLE_EVERY
+    offsets = [k * sample for k in range(math.ceil(window / sample))]
     moments = [m for m, _ in seconds]
     demand = [seconds[i][1] if (i := bisect_right(moments, t) - 1) >= 0 else 0
               for t in offsets]
+    spans = [((s.arrival - origin).total_seconds(), (s.end - origin).total_seconds())
+             for s in workload.sessions]
+    no_migration, _ = placement_without_migration(spans, 0.0, window, per_host)
     return SimulationResult(
-        seed=seed, staff=staff, day_start=workload.day_start, startup=STARTUP, step=STEP,
+        workload=workload, options=options, per_host=per_host,
         peak_sessions=peak_concurrency(workload),
-        logons=sum(1 for s in workload.sessions if s.arrival >= workload.day_start),
-        times=tuple((origin + timedelta(seconds=t)).astimezone(LONDON) for t in offsets),
+        logons=sum(1 for s in workload.sessions
+                   if workload.day_start <= s.arrival < workload.day_end),
+        times=tuple((origin + timedelta(seconds=t)).astimezone(workload.tz) for t in offsets),
         sessions=tuple(demand),
-        clairvoyant_host_hours=clairvoyant_host_seconds(seconds, 0.0, day) / 3600,
-        clairvoyant_slots=tuple(math.ceil(n / SESSIONS_PER_HOST) * SESSIONS_PER_HOST
-                                for n in demand),
-        policies=results, phases=_phases(workload))
-
-
-def _phases(workload: Workload) -> tuple[tuple[str, datetime, datetime], ...]:
-    """The deskfleet pool's schedule phases on the simulated day, in local time."""
-    schedule = deskfleet_pool().scaling.schedule
-    if schedule is None:
-        return ()
-    day = workload.day_start.astimezone(LONDON)
-    weekday = WEEKDAYS[day.weekday()]
-
-    def at(hhmm: str) -> datetime:
-        hours, minutes = (int(part) for part in hhmm.split(":"))
-        return day + timedelta(hours=hours, minutes=minutes)
-
-    return tuple((p.name, at(p.start), at(p.end)) for p in schedule.phases
-                 if weekday in p.days)
+        clairvoyant_host_hours=clairvoyant_host_seconds(seconds, 0.0, window, per_host) / 3600,
+        no_migration_host_hours=no_migration / 3600,
+        clairvoyant_slots=tuple(math.ceil(n / per_host) * per_host for n in demand),
+        policies=results, scenario=scenario)
