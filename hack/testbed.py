@@ -36,7 +36,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO / "hack" / "build-controlplane.sh"
-SERVICE_CIDR = "10.96.0.0/16"
+# A loopback range, so that a Service's ClusterIP is an address a local process can
+# listen on: the gateway end-to-end tests (tests/support/) put stand-in session hosts on
+# ClusterIP:port, and a real gateway on this machine dials them there.
+SERVICE_CIDR = "127.96.0.0/16"
+API_SERVICE_IP = "127.96.0.1"  # the `kubernetes` Service: the first address of the range
+# Pod IPs stay outside loopback: EndpointSlice validation refuses loopback addresses, and
+# the endpoint controller must publish kwok's Pods (tests watch hosts leave the Service).
+# Nothing ever dials a Pod IP; kwok's Pods run nothing.
 POD_CIDR = "10.244.0.1/16"
 
 
@@ -87,15 +94,19 @@ def openssl(*args: str, cwd: Path) -> None:
 def make_pki(pki: Path) -> None:
     """A CA, the API server's serving cert, an admin client cert, the SA signing key."""
     pki.mkdir(parents=True, exist_ok=True)
-    if (pki / "admin.crt").exists():
-        return
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=deskfleet-testbed-ca", cwd=pki)
-    (pki / "serving.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+    serving_ext = (
+        f"subjectAltName=IP:127.0.0.1,IP:{API_SERVICE_IP},DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
         "DNS:kubernetes.default.svc.cluster.local\n"
         "extendedKeyUsage=serverAuth\n")
+    ext_path = pki / "serving.ext"
+    # Made again when the address plan changed under a kept bed directory.
+    if (pki / "admin.crt").exists() and ext_path.exists() and \
+            ext_path.read_text() == serving_ext:
+        return
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=deskfleet-testbed-ca", cwd=pki)
+    ext_path.write_text(serving_ext)
     (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for name, subj, ext in (("apiserver", "/CN=kube-apiserver", "serving.ext"),
                             ("admin", "/O=system:masters/CN=testbed-admin", "client.ext")):
