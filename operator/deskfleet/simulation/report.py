@@ -147,8 +147,9 @@ def summary(results: Sequence[SimulationResult], command: str) -> str:
     """One row per run, and the targets over all of them."""
     forced = next((p.name for r in results for p in deskfleet_runs(r)
                    if "forced logoff" in p.name), None)
-    head = ("| scenario | seed | logons | bound (host-h) | x no-migration bound | "
-            "deskfleet | " + (f"{forced} | logged off with notice | " if forced else "")
+    head = ("| scenario | seed | logons | bound (host-h) | no-migration placement, x bound | "
+            "deskfleet, x bound | "
+            + (f"{forced}, x bound | logged off with notice | " if forced else "")
             + "logons that waited | longest wait | cut without notice |")
     rows = [head, "|---|" + "---:|" * (head.count("|") - 2)]
     for r in results:
