@@ -113,3 +113,12 @@ def test_scale_out_covers_the_reserve_or_stops_at_the_limits(
     assert d.replicas <= 40
     if d.replicas < 40 and d.direction == "up":
         assert free >= free_slots_to_keep(Demand(rate, unserved, startup), 4, startup, 50)
+
+
+def test_sessions_ending_on_serving_hosts_are_taken_off_the_rate() -> None:
+    # A clinic of back-to-back consultations: one ends for every one that starts.
+    steady = Demand(12.0, 0, 240, ended_per_minute=12.0)
+    assert expected_logons(steady, 240, 50) == 0
+    assert expected_logons(Demand(12.0, 0, 240, ended_per_minute=4.0), 240, 50) == 48
+    # More ending than starting never makes the reserve negative.
+    assert free_slots_to_keep(Demand(2.0, 3, 240, ended_per_minute=9.0), 4, 240, 50) == 7

@@ -332,3 +332,34 @@ def test_a_tcp_pool_renders_what_it_always_did() -> None:
     url = pool_pod(sessionSource="host", hostReportUrl="http://127.0.0.1:4001/sessions")
     assert url["containers"][1]["args"][-2:] == ["--host-report-url",
                                                  "http://127.0.0.1:4001/sessions"]
+
+
+def test_the_report_may_come_from_a_local_endpoint(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    body = json.dumps(host_report_document(
+        [HostSession("1", "disconnected"), HostSession("2")], datetime.now(UTC))).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/sessions"
+        a, kube = agent(tmp_path, source="host", host_report_url=url)
+        a.tick()
+        assert (kube.patches[-1][SESSIONS_ANNOTATION],
+                kube.patches[-1][DISCONNECTED_ANNOTATION]) == ("2", "1")
+    finally:
+        server.shutdown()
+    a, kube = agent(tmp_path, source="host", host_report_url=url)  # nobody listening now
+    a.tick()
+    assert kube.patches == []

@@ -158,9 +158,10 @@ class DeskfleetPolicy:
 
     def describe(self) -> list[str]:
         return [*describe_pool(self.spec),
-                "each host's report is seen after the report lag; the launch rate over the "
-                "last 5 min, the launches that found no free slot in the last 2 min and the "
-                "measured start-up (p90 of the last 20 hosts) are the demand signal"
+                "each host's report is seen after the report lag; the demand signal is the "
+                "launch rate and the rate of sessions ending on serving hosts over the last "
+                "5 min, the users waiting for a slot, and the measured start-up (p90 of the "
+                "last 20 hosts)"
                 if self.use_demand else "no demand signal",
                 "Decision.replicas, drain, undrain, accepting, notices, logoff and remove "
                 "applied as the operator does"]
