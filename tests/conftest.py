@@ -90,6 +90,15 @@ class Bed:
         return self.kubectl("get", "--raw", "/metrics").stdout
 
 
+def gateway_bin() -> Path:
+    """hack/build-gateway.sh's bin dir (Traefik, oauth2-proxy, gateway CRDs): built once,
+    cached outside the repository."""
+    proc = subprocess.run(["bash", str(REPO / "hack" / "build-gateway.sh")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"hack/build-gateway.sh failed:\n{proc.stderr[-5000:]}"
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     return int(_load_testbed_module().free_port())
 
@@ -120,6 +129,9 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     if state.bin:
         b.kubectl("apply", "--server-side", "-f", str(Path(state.bin) /
                                                         "gateway-api-crds.yaml"))
+        # The operator's default gateway flavour renders traefik.io Middlewares beside
+        # each HTTPRoute: their CRDs come with the gateway build (cached; a no-op here).
+        b.kubectl("apply", "--server-side", "-f", str(gateway_bin() / "traefik-crds.yaml"))
     b.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     # Cluster-scoped parts of the example hospital (the PriorityClass its PACS pool uses).
     b.kubectl("apply", "--server-side", "-f", str(EXAMPLES / "00-namespace.yaml"))
@@ -143,8 +155,10 @@ def namespace(bed: Bed) -> Iterator[str]:
 class Operator:
     """`deskfleet run` as a real process, scoped to the test's namespace."""
 
-    def __init__(self, bed: Bed, namespace: str, log_path: Path) -> None:
+    def __init__(self, bed: Bed, namespace: str, log_path: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.bed, self.namespace, self.log_path = bed, namespace, log_path
+        self.extra_env = dict(extra_env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.liveness_port = 0
         self.metrics_port = 0
@@ -158,7 +172,7 @@ class Operator:
         self.liveness_port = free_port()
         self.metrics_port = free_port()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        env = {**self.bed.env, **self.settings_env}
+        env = {**self.bed.env, **self.settings_env, **self.extra_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deskfleet", "run", "-n", self.namespace,
              "--liveness-port", str(self.liveness_port),

@@ -9,14 +9,14 @@ Like the bed, these fail (never skip) when something cannot start."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext
 
-from ..conftest import REPO, Bed
+from ..conftest import Bed
+from ..conftest import gateway_bin as build_gateway
 from ..support.browser import chromium
 from ..support.crds import install_envoy_gateway_crds, install_gateway_api_experimental
 from ..support.geoip import write_country_db
@@ -29,10 +29,7 @@ from ..support.traefik import Traefik, running_traefik
 @pytest.fixture(scope="session")
 def gateway_bin() -> Path:
     """hack/build-gateway.sh's bin dir (built once, then cached: a no-op here)."""
-    proc = subprocess.run(["bash", str(REPO / "hack" / "build-gateway.sh")],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, f"hack/build-gateway.sh failed:\n{proc.stderr[-5000:]}"
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return build_gateway()
 
 
 @pytest.fixture(scope="session")

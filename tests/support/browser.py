@@ -27,8 +27,11 @@ CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @contextlib.contextmanager
 def chromium(workdir: Path | None = None, *, executable: str = CHROMIUM,
-             timeout_ms: float = 15_000) -> Iterator[BrowserContext]:
-    """A headless Chromium with a new, empty profile, closed when the block ends."""
+             timeout_ms: float = 15_000, hosts: dict[str, str] | None = None
+             ) -> Iterator[BrowserContext]:
+    """A headless Chromium with a new, empty profile, closed when the block ends.
+    `hosts` maps host names to loopback addresses (no DNS here), e.g.
+    {"workspace.test": "127.0.0.1"}."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -37,7 +40,9 @@ def chromium(workdir: Path | None = None, *, executable: str = CHROMIUM,
         playwright = stack.enter_context(sync_playwright())
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=executable, headless=True,
-            args=list(CHROMIUM_ARGS))
+            args=[*CHROMIUM_ARGS, *(
+                [f"--host-resolver-rules={', '.join(f'MAP {h} {a}' for h, a in hosts.items())}"]
+                if hosts else [])])
         stack.callback(context.close)
         context.set_default_timeout(timeout_ms)
         yield context

@@ -43,7 +43,8 @@ class OAuth2Proxy:
 
 @contextlib.contextmanager
 def running_oauth2_proxy(bin_dir: Path, issuer: OIDCIssuer, workdir: Path, *,
-                         port: int | None = None, allowed_groups: Sequence[str] = (),
+                         port: int | None = None, host: str = "127.0.0.1",
+                         allowed_groups: Sequence[str] = (),
                          redirect_url: str | None = None,
                          cookie_name: str = "_deskfleet_test_oauth2",
                          extra_args: Sequence[str] = ()) -> Iterator[OAuth2Proxy]:
@@ -54,10 +55,10 @@ def running_oauth2_proxy(bin_dir: Path, issuer: OIDCIssuer, workdir: Path, *,
     `--allowed-group` (403 for a user in none of them). `extra_args` are appended."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     argv = [
         str(bin_dir / "oauth2-proxy"),
-        f"--http-address=127.0.0.1:{port}",
+        f"--http-address={host}:{port}",
         "--provider=oidc", f"--oidc-issuer-url={issuer.url}",
         f"--client-id={issuer.client_id}", f"--client-secret={issuer.client_secret}",
         f"--redirect-url={redirect_url or url + '/oauth2/callback'}",

@@ -129,6 +129,15 @@ async def test_user_data_renders_inert(tmp_path: Path) -> None:
         icons = [a["src"] for t, a in page.tags if t == "img"]
         assert all(src.startswith("data:image/svg+xml;base64,") for src in icons), icons
         assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        # The one inline stylesheet is exactly what the policy's hash allows.
+        import base64
+        import hashlib
+        import re
+
+        style = re.search(r"<style>(.*?)</style>", text, re.S)
+        assert style is not None
+        digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in CONTENT_SECURITY_POLICY
         assert "script-src" not in CONTENT_SECURITY_POLICY  # default-src 'none' covers it
 
 

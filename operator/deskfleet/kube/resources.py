@@ -52,6 +52,10 @@ CHILD_TYPES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ResourceType("networking.k8s.io/v1", "Ingress", "ingresses"),
     ResourceType("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    # What a gateway flavour needs beside an HTTPRoute to ask the portal (render/
+    # gateway_auth.py); watched only where their CRDs are installed.
+    ResourceType("traefik.io/v1alpha1", "Middleware", "middlewares"),
+    ResourceType("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy", "securitypolicies"),
 )
 POD = ResourceType("v1", "Pod", "pods")
 EVENT = ResourceType("events.k8s.io/v1", "Event", "events")
