@@ -43,6 +43,11 @@ class Settings(BaseModel):
     implement it: others accept the route and fail every request). Ingresses always use
     the `auth-url` annotation (ingress-nginx, and Traefik's ingress-nginx provider);
     `ingress-nginx` here means HTTPRoutes get no auth at all (reported on each app)."""
+    httproute_session_persistence: bool = False
+    """Render Gateway API `sessionPersistence` (a cookie per app) on HTTPRoutes, so a
+    reconnect returns to the host holding the session. Experimental channel: only for
+    gateways that implement it (Envoy Gateway does; Traefik v3.7 does not) and clusters
+    with the experimental CRDs (the standard ones refuse the field)."""
     portal_url: str = ""
     """The portal's in-cluster base URL gateways call, e.g.
     `http://deskfleet-portal.deskfleet.svc:8080`. Empty: routes ask nobody, and every app

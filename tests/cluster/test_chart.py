@@ -468,6 +468,10 @@ def test_each_flavor_passes_the_api_servers_dry_run(bed: Bed, namespace: str, tm
                    if f["type"] == "ExternalAuth"]
         assert auth["externalAuth"]["backendRef"] == {
             "name": "df-portal", "namespace": namespace, "port": 8080}
+        # With the experimental CRDs, session persistence (reconnects) is accepted too.
+        sticky = settings.model_copy(update={"httproute_session_persistence": True})
+        bed.apply([c for c in render_objects(example_docs(namespace), sticky)
+                   if c["kind"] == "HTTPRoute"], dry_run=True)
     bed.apply(children, dry_run=True)
 
 

@@ -146,3 +146,15 @@ def test_no_subject_ever_reaches_a_rendered_route(flavor: str) -> None:
     for name in ("Ward 7", "OU=Nurses", "a,b@", "clinicians", "allowed_groups",
                  "allowed_emails", "allowed-groups"):
         assert name not in text, name
+
+
+def test_session_persistence_only_when_asked() -> None:
+    """Reconnects return to their host through Gateway API's (experimental) cookie
+    persistence where the platform turned it on; the standard CRDs refuse the field."""
+    [plain] = build_app_children(app("epr"), POOL, RouteAccess(), Settings())
+    assert "sessionPersistence" not in plain["spec"]["rules"][0]
+    [sticky] = build_app_children(app("epr"), POOL, RouteAccess(),
+                                  Settings(httproute_session_persistence=True))
+    assert sticky["spec"]["rules"][0]["sessionPersistence"] == {
+        "sessionName": "deskfleet-epr", "type": "Cookie",
+        "cookieConfig": {"lifetimeType": "Session"}}

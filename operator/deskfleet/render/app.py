@@ -113,6 +113,11 @@ def build_http_route(app: App, pool: PoolFacts, access: RouteAccess, settings: S
         # implementations: an hour, not the default.
         "timeouts": {"request": f"{gw.timeout_seconds}s"},
     }
+    if settings.httproute_session_persistence:
+        # A browser session's reconnect returns to the host that holds its desktop.
+        rule["sessionPersistence"] = {"sessionName": f"deskfleet-{app.name}"[:128],
+                                      "type": "Cookie",
+                                      "cookieConfig": {"lifetimeType": "Session"}}
     filters = http_route_filters(app, settings, access.source_ranges)
     if filters:
         rule["filters"] = filters
