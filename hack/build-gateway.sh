@@ -162,7 +162,7 @@ EOF
 
 build_traefik() {
   [[ -x "$BIN/traefik" ]] && return
-  log "building Traefik $TRAEFIK_VERSION (cold: ~12 min on 2 cores)"
+  log "building Traefik $TRAEFIK_VERSION (cold: 8-10 min on 2 cores)"
   local src d="$WORK/traefik-$TRAEFIK_VERSION" lego_version mux
   src="$(mod_dir "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")"
   rm -rf "$d" && mkdir -p "$d"
