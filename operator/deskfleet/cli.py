@@ -47,6 +47,13 @@ def _cmd_render(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     sys.stdout.write(manifests.dump_all(children))
+    from .settings import Settings
+
+    if not Settings.from_env().portal_url:
+        print("warning: DESKFLEET_PORTAL_URL is not set, so these routes ask no portal and "
+              "enforce no AccessPolicy (the operator reports each app Degraded, "
+              "AccessNotEnforced); set it as the chart does to see the enforcing routes",
+              file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,18 +26,27 @@ def annotations(bed: Bed, ns: str, name: str) -> dict[str, str]:
     return result
 
 
+def middleware(bed: Bed, ns: str, name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = (bed.get("middleware", name, ns) or {}).get("spec", {})
+    return spec
+
+
 def test_routes_carry_the_policies(bed: Bed, namespace: str, operator: Operator) -> None:
     bed.apply(example_docs(namespace))
     converge(bed, namespace)
-    # Every route asks the portal about its own app, and copies its answer's headers.
+    # Every route asks the portal about its own app, and copies its answer's headers:
+    # HTTPRoutes through a ForwardAuth Middleware (the default flavour, Traefik)...
     for app in ("epr", "finance", "pacs"):
-        ann = annotations(bed, namespace, app)
-        assert ann[f"{NGINX}auth-url"] == f"{PORTAL_URL}/authz/{namespace}/{app}"
-        assert ann[f"{NGINX}auth-response-headers"] == ",".join(
-            contracts.AUTH_RESPONSE_HEADERS)
+        auth = middleware(bed, namespace, f"{app}-deskfleet-auth")["forwardAuth"]
+        assert auth["address"] == f"{PORTAL_URL}/authz/{namespace}/{app}"
+        assert auth["authResponseHeaders"] == list(contracts.AUTH_RESPONSE_HEADERS)
+    # ...the legacy Ingress through auth-url.
+    ann = annotations(bed, namespace, "intranet")
+    assert ann[f"{NGINX}auth-url"] == f"{PORTAL_URL}/authz/{namespace}/intranet"
+    assert ann[f"{NGINX}auth-response-headers"] == ",".join(contracts.AUTH_RESPONSE_HEADERS)
     # finance: clinicians (any network) and contractors (supplier network): the route must
     # admit both, so it cannot restrict networks.
-    assert f"{NGINX}whitelist-source-range" not in annotations(bed, namespace, "finance")
+    assert bed.get("middleware", "finance-deskfleet-fence", namespace) is None
     # The hosts' config carries each app's session controls.
     config = json.loads(bed.get("configmap", "ehr-web-host-config", namespace)[  # type: ignore[index]
         "data"]["host.json"])
@@ -58,20 +68,23 @@ def test_policy_changes_reach_the_routes(bed: Bed, namespace: str, operator: Ope
     # Radiology only from the trust's networks: the PACS route now refuses others.
     bed.kubectl("patch", "apol", "radiology", "-n", namespace, "--type=merge", "-p",
                 '{"spec":{"conditions":{"sourceRanges":["10.40.0.0/16","192.0.2.0/24"]}}}')
-    wait_until(lambda: annotations(bed, namespace, "pacs").get(
-        f"{NGINX}whitelist-source-range") == "10.40.0.0/16,192.0.2.0/24",
+    wait_until(lambda: middleware(bed, namespace, "pacs-deskfleet-fence").get(
+        "ipAllowList", {}).get("sourceRange") == ["10.40.0.0/16", "192.0.2.0/24"],
         what="source ranges on the PACS route")
+    [fence, _auth] = bed.get("httproute", "pacs", namespace)["spec"]["rules"][0]["filters"]  # type: ignore[index]
+    assert fence["extensionRef"]["name"] == "pacs-deskfleet-fence"  # checked first
     # Deleting the last allow closes the route.
     bed.kubectl("delete", "apol", "radiology", "-n", namespace)
     for app in ("pacs", "dictation"):
-        wait_until(lambda a=app: bed.get("ingress", a, namespace) is None,
+        wait_until(lambda a=app: bed.get("httproute", a, namespace) is None
+                   and bed.get("middleware", f"{a}-deskfleet-auth", namespace) is None,
                    what=f"{app} route closed")
         obj = bed.get("papp", app, namespace) or {}
         wait_until(lambda a=app: any(
             c["reason"] == "NoPolicyAllows" for c in (bed.get("papp", a, namespace) or {})
             .get("status", {}).get("conditions", [])), what=f"{app} NoPolicyAllows")
         assert obj
-    assert bed.get("ingress", "epr", namespace) is not None  # others untouched
+    assert bed.get("httproute", "epr", namespace) is not None  # others untouched
 
 
 def test_a_policy_that_selects_nothing_says_so(bed: Bed, namespace: str,

@@ -13,7 +13,7 @@ import yaml
 
 from deskfleet.kube.compare import is_subset
 
-from ..conftest import Bed, Operator, example_docs, wait_until
+from ..conftest import PORTAL_URL, Bed, Operator, example_docs, wait_until
 
 CHILD_KINDS = "deployments,services,poddisruptionbudgets,networkpolicies,ingresses," \
               "httproutes,configmaps,serviceaccounts,roles,rolebindings"
@@ -65,14 +65,17 @@ def test_examples_converge_with_owned_children(bed: Bed, namespace: str,
     assert pool["status"]["observedGeneration"] == pool["metadata"]["generation"]
     app = bed.get("papp", "epr", namespace)
     assert app and app["status"]["url"] == "https://workspace.northgate.example/epr"
-    assert app["status"]["route"] == "Ingress/epr"
-    ingress = bed.get("ingress", "epr", namespace)
+    assert app["status"]["route"] == "HTTPRoute/epr"
+    route = bed.get("httproute", "epr", namespace)
+    assert route and route["spec"]["rules"][0]["timeouts"]["request"] == "3600s"
+    # The route asks the portal on every request (the default flavour: Traefik).
+    [auth] = route["spec"]["rules"][0]["filters"]
+    assert bed.get("middleware", auth["extensionRef"]["name"], namespace)
+    ingress = bed.get("ingress", "intranet", namespace)  # the legacy path
     assert ingress
     assert ingress["metadata"]["annotations"][
         "nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert ingress["spec"]["tls"][0]["secretName"] == "workspace-tls"
-    route = bed.get("httproute", "teleconsult", namespace)
-    assert route and route["spec"]["rules"][0]["timeouts"]["request"] == "3600s"
     catalog = bed.get("configmap", "deskfleet-catalog", namespace)
     assert catalog and '"displayName": "Electronic Patient Record"' in catalog["data"][
         "catalog.json"]
@@ -92,9 +95,9 @@ def test_children_are_restored_and_specs_propagate(bed: Bed, namespace: str,
         "metadata", {}).get("uid") not in (None, uid), what="Service recreated")
 
     # A managed field edited by hand is put back.
-    bed.kubectl("annotate", "--overwrite", "ingress", "epr", "-n", namespace,
+    bed.kubectl("annotate", "--overwrite", "ingress", "intranet", "-n", namespace,
                 "nginx.ingress.kubernetes.io/proxy-read-timeout=60")
-    wait_until(lambda: bed.get("ingress", "epr", namespace)["metadata"]["annotations"][  # type: ignore[index]
+    wait_until(lambda: bed.get("ingress", "intranet", namespace)["metadata"]["annotations"][  # type: ignore[index]
         "nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600", what="annotation restored")
     bed.kubectl("patch", "networkpolicy", "ehr-web", "-n", namespace, "--type=merge",
                 "-p", '{"spec":{"egress":[]}}')
@@ -108,10 +111,10 @@ def test_children_are_restored_and_specs_propagate(bed: Bed, namespace: str,
         "port"] == 9443, what="Service port updated")
 
     # An app moved to the Gateway API loses its Ingress and gains an HTTPRoute.
-    bed.kubectl("patch", "papp", "rota", "-n", namespace, "--type=merge", "-p",
+    bed.kubectl("patch", "papp", "intranet", "-n", namespace, "--type=merge", "-p",
                 '{"spec":{"gateway":{"ingressClassName":null,"parentRef":{"name":"gw"}}}}')
-    wait_until(lambda: bed.get("ingress", "rota", namespace) is None and
-               bed.get("httproute", "rota", namespace) is not None, what="route swapped")
+    wait_until(lambda: bed.get("ingress", "intranet", namespace) is None and
+               bed.get("httproute", "intranet", namespace) is not None, what="route swapped")
 
 
 def test_deleting_a_pool_takes_its_apps_routes_down(bed: Bed, namespace: str,
@@ -127,7 +130,7 @@ def test_deleting_a_pool_takes_its_apps_routes_down(bed: Bed, namespace: str,
 
     for app in ("pacs", "dictation"):
         wait_until(lambda a=app: reason(a) == "PoolNotFound", what=f"{app} PoolNotFound")
-        wait_until(lambda a=app: bed.get("ingress", a, namespace) is None,
+        wait_until(lambda a=app: bed.get("httproute", a, namespace) is None,
                    what=f"{app} route removed")
     wait_until(lambda: bed.get("deployment", "pacs-viewer", namespace) is None, timeout=60,
                what="garbage collection of the pool's hosts")
@@ -206,7 +209,7 @@ def test_offline_render_equals_what_the_operator_created(bed: Bed, namespace: st
                          check=True, capture_output=True, text=True,
                          env={**bed.env, **operator.settings_env}).stdout
     rendered = [d for d in yaml.safe_load_all(out) if d]
-    assert len(rendered) == 3 * 8 + 12 + 1
+    assert len(rendered) == 3 * 8 + 12 + 11 + 1  # pools' children, routes, Middlewares, catalog
     for want in rendered:
         live = bed.get(want["kind"].lower(), want["metadata"]["name"], namespace)
         assert live is not None, f"{want['kind']}/{want['metadata']['name']} not created"
@@ -224,11 +227,11 @@ def test_every_rendered_manifest_passes_the_api_servers_schema(bed: Bed, namespa
     manifest = tmp_path / "hospital.yaml"
     manifest.write_text(yaml.safe_dump_all(example_docs(namespace)))
     rendered = subprocess.run([sys.executable, "-m", "deskfleet", "render", "-f",
-                               str(manifest)], check=True, capture_output=True,
-                              text=True).stdout
+                               str(manifest)], check=True, capture_output=True, text=True,
+                              env={**bed.env, "DESKFLEET_PORTAL_URL": PORTAL_URL}).stdout
     proc = bed.kubectl("apply", "--server-side", "--dry-run=server", "--validate=strict",
                        "-f", "-", stdin=rendered)
     kinds = {line.split("/")[0].split(".")[0] for line in proc.stdout.splitlines()}
     assert kinds == {"configmap", "deployment", "service", "poddisruptionbudget",
-                     "networkpolicy", "ingress", "httproute", "serviceaccount", "role",
-                     "rolebinding"}, proc.stdout
+                     "networkpolicy", "ingress", "httproute", "middleware", "serviceaccount",
+                     "role", "rolebinding"}, proc.stdout

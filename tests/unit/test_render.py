@@ -121,7 +121,8 @@ def ready_pool(name: str = "ehr-web", port: int = 8443) -> PoolFacts:
 
 
 def test_ingress_has_websocket_timeouts_affinity_and_tls() -> None:
-    [ingress] = build_app_children(example("epr"), ready_pool(), RouteAccess(), Settings())
+    [ingress] = build_app_children(example("intranet"), ready_pool(), RouteAccess(),
+                                   Settings())
     ann = ingress["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert ann["nginx.ingress.kubernetes.io/affinity"] == "cookie"
@@ -129,7 +130,7 @@ def test_ingress_has_websocket_timeouts_affinity_and_tls() -> None:
                                        "secretName": "workspace-tls"}]
     assert ingress["spec"]["ingressClassName"] == "nginx"
     path = ingress["spec"]["rules"][0]["http"]["paths"][0]
-    assert path["path"] == "/epr" and path["backend"]["service"]["name"] == "ehr-web"
+    assert path["path"] == "/intranet" and path["backend"]["service"]["name"] == "ehr-web"
 
 
 def test_parent_ref_renders_an_http_route() -> None:
@@ -151,7 +152,7 @@ def test_route_is_down_without_a_ready_pool_or_any_allow() -> None:
 
 
 def test_route_carries_source_ranges() -> None:
-    [ingress] = build_app_children(example("epr"), ready_pool(),
+    [ingress] = build_app_children(example("intranet"), ready_pool(),
                                    RouteAccess(source_ranges=("10.0.0.0/8", "203.0.113.0/24")),
                                    Settings())
     assert ingress["metadata"]["annotations"][
@@ -176,8 +177,12 @@ def test_catalog_is_sorted_and_absent_without_apps() -> None:
 
 def test_offline_render_of_examples() -> None:
     kinds = [d["kind"] for d in render_objects(EXAMPLES)]
-    assert kinds.count("Deployment") == 3 and kinds.count("Ingress") == 11
-    assert kinds.count("HTTPRoute") == 1 and kinds.count("ConfigMap") == 4
+    assert kinds.count("Deployment") == 3 and kinds.count("Ingress") == 1  # the intranet
+    assert kinds.count("HTTPRoute") == 11 and kinds.count("ConfigMap") == 4
+    # With the portal configured, each HTTPRoute asks it through a Middleware (traefik).
+    enforced = [d["kind"] for d in render_objects(
+        EXAMPLES, Settings(portal_url="http://deskfleet-portal.deskfleet.svc:8080"))]
+    assert enforced.count("Middleware") == 11
 
 
 def test_a_host_config_too_large_even_compressed_keeps_the_live_one() -> None:
