@@ -1,4 +1,4 @@
-# deskfleet: the operator, and the agent sidecar of every session host.
+# deskfleet: the operator, the portal, and the agent sidecar of every session host.
 # Two stages: the build stage has pip and compiles wheels; the final stage only copies
 # the finished virtualenv, so no build tool ships. tests/unit/test_dockerfile.py replays
 # the COPY and RUN steps, since this machine has no container engine.

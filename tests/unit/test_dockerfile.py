@@ -65,8 +65,18 @@ def test_build_steps_work_and_the_entrypoint_runs(tmp_path: Path) -> None:
     assert not (venv / "bin" / "pip").exists(), "pip must not ship"
     out = subprocess.run([str(venv / "bin" / "deskfleet"), "--help"], capture_output=True,
                          text=True, check=True).stdout
-    for command in ("run", "render", "crds", "agent", "explain", "simulate"):
-        assert command in out
+    import re
+
+    listed = re.search(r"\{([a-z,]+)\}", out)
+    assert listed, out
+    assert {"run", "render", "crds", "agent", "explain", "simulate", "portal"} <= set(
+        listed.group(1).split(","))
+    # The portal's templates and stylesheet ship in the package (package data).
+    page = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "from deskfleet.portal.pages import Chrome, landing_page; "
+                           "print(landing_page(Chrome('Workspace'), []))"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "<style>" in page and "--accent" in page
     crds = subprocess.run([str(venv / "bin" / "deskfleet"), "crds"], capture_output=True,
                           text=True, check=True).stdout
     assert "sessionhostpools.deskfleet.io" in crds
