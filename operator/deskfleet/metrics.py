@@ -41,6 +41,17 @@ PORTAL_REPLICAS_REPORTING = Gauge(
 SCALING_DECISIONS = Counter(
     "deskfleet_pool_scaling_decisions", "Scaling decisions that changed a pool.",
     ["namespace", "pool", "direction"], registry=REGISTRY)
+DRAIN_NOTICES = Counter(
+    "deskfleet_pool_logoff_notices", "Draining hosts whose users were given a notice with a "
+    "logoff deadline.", ["namespace", "pool"], registry=REGISTRY)
+LOGOFFS_REQUESTED = Counter(
+    "deskfleet_pool_logoffs_requested", "Draining hosts asked to log their users off once "
+    "the deadline of their notice had passed.", ["namespace", "pool"], registry=REGISTRY)
+FORCED_REMOVALS = Counter(
+    "deskfleet_pool_forced_removals", "Hosts removed with sessions still reported, "
+    "drain.logoffTimeout after their logoff request.", ["namespace", "pool"],
+    registry=REGISTRY)
+_PER_POOL_COUNTERS = (DRAIN_NOTICES, LOGOFFS_REQUESTED, FORCED_REMOVALS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,10 @@ class PoolFacts:
     phase: str
     healthy: bool  # Ready condition
     stale_hosts: int
+    disconnected: int = 0
+    unknown_hosts: int = 0  # ready, never reported (agents silent)
+    logging_off: int = 0  # draining hosts past their logoff deadline
+    startup_seconds: float | None = None  # measured host start-up, None until measured
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,9 @@ class _State(Collector):
             for direction in ("up", "down"):
                 with contextlib.suppress(KeyError):  # never scaled that way
                     SCALING_DECISIONS.remove(namespace, name, direction)
+            for counter in _PER_POOL_COUNTERS:
+                with contextlib.suppress(KeyError):  # never counted
+                    counter.remove(namespace, name)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
@@ -123,8 +141,21 @@ class _State(Collector):
         ready = GaugeMetricFamily("deskfleet_pool_ready", "1 when the pool is Ready.",
                                   labels=["namespace", "pool"])
         stale = GaugeMetricFamily("deskfleet_pool_stale_hosts",
-                                  "Ready hosts without a fresh session report.",
-                                  labels=["namespace", "pool"])
+                                  "Ready hosts without a fresh session report (agents "
+                                  "stopped or never reported).", labels=["namespace", "pool"])
+        disconnected = GaugeMetricFamily(
+            "deskfleet_pool_sessions_disconnected", "Of the sessions, those whose user is "
+            "disconnected (hosts that report them).", labels=["namespace", "pool"])
+        unknown = GaugeMetricFamily(
+            "deskfleet_pool_unknown_hosts", "Ready hosts whose agent never reported: kept, "
+            "counted as empty.", labels=["namespace", "pool"])
+        logging_off = GaugeMetricFamily(
+            "deskfleet_pool_logging_off_hosts", "Draining hosts past their logoff deadline, "
+            "whose users are being logged off.", labels=["namespace", "pool"])
+        startup = GaugeMetricFamily(
+            "deskfleet_pool_host_startup_seconds", "Measured host start-up, pod creation to "
+            "Ready: the 90th percentile of the last 20 (absent until measured).",
+            labels=["namespace", "pool"])
         for (ns, name), f in sorted(pools.items()):
             for state, value in (("desired", f.desired), ("ready", f.ready),
                                  ("draining", f.draining)):
@@ -135,7 +166,13 @@ class _State(Collector):
             phase.add_metric([ns, name, f.phase], 1)
             ready.add_metric([ns, name], 1 if f.healthy else 0)
             stale.add_metric([ns, name], f.stale_hosts)
-        yield from (hosts, sessions, capacity, utilization, phase, ready, stale)
+            disconnected.add_metric([ns, name], f.disconnected)
+            unknown.add_metric([ns, name], f.unknown_hosts)
+            logging_off.add_metric([ns, name], f.logging_off)
+            if f.startup_seconds is not None:
+                startup.add_metric([ns, name], f.startup_seconds)
+        yield from (hosts, sessions, capacity, utilization, phase, ready, stale, disconnected,
+                    unknown, logging_off, startup)
 
         app_counts = GaugeMetricFamily("deskfleet_apps", "Published apps by state.",
                                        labels=["namespace", "state"])
@@ -171,6 +208,10 @@ METRIC_NAMES = (
     "deskfleet_pool_utilization_ratio", "deskfleet_pool_schedule_phase_info",
     "deskfleet_pool_ready", "deskfleet_pool_stale_hosts", "deskfleet_apps",
     "deskfleet_policies", "deskfleet_workqueue_depth", "deskfleet_portal_replicas_reporting",
+    "deskfleet_pool_sessions_disconnected", "deskfleet_pool_unknown_hosts",
+    "deskfleet_pool_logging_off_hosts", "deskfleet_pool_host_startup_seconds",
+    "deskfleet_pool_logoff_notices_total", "deskfleet_pool_logoffs_requested_total",
+    "deskfleet_pool_forced_removals_total",
 )
 
 

@@ -385,7 +385,11 @@ class SessionHostPoolStatus(Model):
     logging_off_hosts: int | None = None
     """Draining hosts whose users are being logged off after the notice's deadline."""
     startup_seconds: int | None = None
-    """Measured host start-up (creation to Ready), a recent high percentile."""
+    """Measured host start-up (creation to Ready): the 90th percentile of the last 20
+    hosts that started; it sizes the free slots kept for logons on their way."""
+    demand_signal: str | None = None
+    """Whether scale-out sees the logons the gateway sees (launches counted by the
+    portal), and if not, why: then it sees only sessions that already exist."""
     capacity: int | None = None
     """Session slots on ready, non-draining hosts."""
     utilization_percent: int | None = None

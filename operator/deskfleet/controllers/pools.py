@@ -4,10 +4,12 @@ sessions, and report status."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..api.common import parse_duration
 from ..api.parse import InvalidSpec, parse
 from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
@@ -17,12 +19,15 @@ from ..policy.enforcement import app_labels, app_session_config, valid_policies
 from ..policy.selection import PolicySet
 from ..render.configdata import DocumentTooLarge
 from ..render.pool import Pool, build_pool_children, host_selector
-from ..scaling.decide import Decision, Memory
+from ..scaling.decide import Decision, Demand, Memory
 from ..settings import Settings
 from .children import sync_children
+from .drain_report import report_drains
 from .events import post_event
 from .outcome import Outcome
-from .scaling import scale_pool
+from .scaling import observe, scale_pool
+from .session_ends import SESSION_ENDS
+from .startup import STARTUP_TIMES
 from .status import write_status
 
 
@@ -34,6 +39,11 @@ class PoolSnapshot:
     apps: list[dict[str, Any]] = field(default_factory=list)  # the apps on this pool
     policies: list[dict[str, Any]] = field(default_factory=list)
     policies_version: Hashable | None = None  # see fanout.Memory.version
+    # The logon demand the portal counted (controllers/portal_stats.py), without the
+    # host start-up and session end figures the pass adds; None when there is no signal,
+    # and why not (None: not known, e.g. a pass run outside the operator).
+    demand: Demand | None = None
+    demand_signal: str | None = None
 
 
 def _deployment(children: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -131,9 +141,78 @@ def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot
     return children, error
 
 
+DEMAND_SIGNAL_ON = "launches seen by the portal"
+
+
+def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, deployment: dict[str, Any],
+           desired: int, ready: int, fields: dict[str, Any]) -> Decision:
+    """Ask the core, act on its decision, and put what it found in `fields`."""
+    spec = pool.spec
+    seen = observe(snap.pods)
+    key = f"{pool.namespace}/{pool.name}"
+    startup = STARTUP_TIMES.observe(key, seen.pods, seen.real)
+    max_age = parse_duration(spec.scaling.signal_max_age).total_seconds()
+    ended = SESSION_ENDS.observe(key, seen.hosts, seen.now, max_age, time.monotonic())
+    demand = None if snap.demand is None else replace(
+        snap.demand, startup_seconds=startup, ended_per_minute=ended)
+    memory = Memory(surplus_since=parse_time((snap.body.get("status") or {}).get(
+        "surplusSince")))
+    scaled = scale_pool(kube, spec, deployment, seen, memory, demand)
+    decision = scaled.decision
+    fields.update(_scaling_fields(decision, scaled.changed, desired))
+    draining = sum(1 for h in seen.hosts if h.draining)
+    fields.update({
+        "drainingHosts": draining,
+        "disconnectedSessions": decision.disconnected,
+        "unknownHosts": len(decision.unknown),
+        "loggingOffHosts": len(decision.logoff),
+        "startupSeconds": round(startup) if startup is not None else None,
+    })
+    STATE.set_pool(pool.namespace, pool.name, PoolFacts(
+        desired=decision.replicas, ready=ready, draining=draining,
+        sessions=decision.sessions, capacity=decision.capacity,
+        phase=decision.phase.name, healthy=ready > 0, stale_hosts=len(decision.stale),
+        disconnected=decision.disconnected, unknown_hosts=len(decision.unknown),
+        logging_off=len(decision.logoff), startup_seconds=startup))
+    if scaled.changed and decision.direction != "none":
+        SCALING_DECISIONS.labels(pool.namespace, pool.name, decision.direction).inc()
+        post_event(kube, snap.body, "Normal",
+                   "ScaledUp" if decision.direction == "up" else "ScaledDown",
+                   decision.reason)
+    report_drains(kube, snap.body, spec, scaled)
+    fields["desiredHosts"] = decision.replicas
+    return decision
+
+
+def _ready_condition(ready: int, desired: int) -> Cond:
+    if ready:
+        return Cond("Ready", True, "HostsReady", f"{ready} of {desired} hosts ready")
+    if desired == 0:  # by design (minHosts 0, no demand): the next launch starts a host
+        return Cond("Ready", False, "ScaledToZero",
+                    "no host is needed now; the next launch starts one")
+    return Cond("Ready", False, "NoHostsReady", f"0 of {desired} hosts ready")
+
+
+def _degraded_condition(decision: Decision | None, pool: Pool) -> Cond:
+    unknown = decision.unknown if decision else ()
+    silent = len(unknown)
+    if silent and pool.spec.agent.enabled:
+        return Cond("Degraded", True, "AgentsSilent", (
+            f"{silent} ready host(s) never reported sessions ({', '.join(unknown[:5])}"
+            f"{', ...' if silent > 5 else ''}): they are kept, but count as empty, so the "
+            f"pool grows no further than its floor and buffer for them; see the "
+            f"deskfleet-agent container's logs"))
+    return Cond("Degraded", False, "AsExpected", "")
+
+
+def forget_pool(namespace: str, name: str) -> None:
+    """What passes remembered of a deleted pool's hosts."""
+    STARTUP_TIMES.forget(f"{namespace}/{name}")
+    SESSION_ENDS.forget(f"{namespace}/{name}")
+
+
 def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcome:
     body = snap.body
-    status = body.get("status") or {}
     try:
         pool = parse(body)
     except InvalidSpec as err:
@@ -157,40 +236,25 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
         "selector": ",".join(f"{k}={v}" for k, v in host_selector(pool.name).items()),
     }
     deployment = _deployment(snap.children)
+    decision: Decision | None = None
     if deployment is not None and not result.errors:
-        memory = Memory(surplus_since=parse_time(status.get("surplusSince")))
-        scaled = scale_pool(kube, pool.spec, deployment, snap.pods, memory)
-        decision = scaled.decision
-        fields.update(_scaling_fields(decision, scaled.changed, desired))
-        fields["drainingHosts"] = sum(
-            1 for p in snap.pods
-            if "deskfleet.io/draining-since" in (p["metadata"].get("annotations") or {}))
-        STATE.set_pool(pool.namespace, pool.name, PoolFacts(
-            desired=decision.replicas, ready=ready, draining=fields["drainingHosts"],
-            sessions=decision.sessions, capacity=decision.capacity,
-            phase=decision.phase.name, healthy=ready > 0 and not result.errors,
-            stale_hosts=len(decision.stale)))
-        if scaled.changed and decision.direction != "none":
-            SCALING_DECISIONS.labels(pool.namespace, pool.name, decision.direction).inc()
-            post_event(kube, body, "Normal",
-                       "ScaledUp" if decision.direction == "up" else "ScaledDown",
-                       decision.reason)
+        decision = _scale(kube, pool, snap, deployment, desired, ready, fields)
         desired = decision.replicas
-        fields["desiredHosts"] = desired
     fields["hosts"] = f"{ready}/{desired}"
+    if snap.demand_signal is not None:
+        fields["demandSignal"] = snap.demand_signal or DEMAND_SIGNAL_ON
 
     if result.errors:
         conds = [Cond("Ready", False, "ApplyFailed", "; ".join(result.errors)),
                  Cond("Progressing", False, "ApplyFailed", ""),
                  Cond("Degraded", True, "ApplyFailed", "; ".join(result.errors))]
     else:
-        conds = [Cond("Ready", ready > 0, "HostsReady" if ready else "NoHostsReady",
-                      f"{ready} of {desired} hosts ready"),
+        conds = [_ready_condition(ready, desired),
                  # Level, not edge: "this pass applied something" would flip back on
                  # the next pass and cost a status write every time anything changed.
                  Cond("Progressing", ready < desired,
                       "HostsStarting" if ready < desired else "Stable",
                       f"{desired - ready} hosts starting" if ready < desired else ""),
-                 Cond("Degraded", False, "AsExpected", "")]
+                 _degraded_condition(decision, pool)]
     write_status(kube, body, fields, conds)
     return Outcome(result.errors, requeue_after=settings.scaling_period_seconds)

@@ -1,16 +1,22 @@
 """The autoscaler's shell: observe a pool's hosts, ask the pure core, act.
 
-Acting means, in this order: labels on hosts (who accepts new sessions, who is busy and
-so protected by the PodDisruptionBudget, who drains), then removals, then the replica
+Acting means, in this order: labels and drain annotations on hosts (who accepts new
+sessions, who is busy and so protected by the PodDisruptionBudget, who drains, what its
+users were told and whether they are being logged off), then removals, then the replica
 count under the field manager `deskfleet-autoscaler` (the render never sets it, so the
 two never fight).
+
+The drain annotations are the core's memory: they are written once and read back as its
+input (`host_from_pod`), so an operator restart loses no deadline and the text users
+were shown never changes under them. The scheduling clock may be driven by tests (see
+clock.py) while the cluster records real time: times are re-based both ways.
 
 Removal takes two passes, so the ReplicaSet controller's choice is always ours: hosts
 with sessions carry a high pod deletion cost all the time (the ReplicaSet weighs cost
 before anything else among running pods, e.g. before how crowded their node is); the
 hosts to remove are first marked with the lowest cost, and only on a later pass, once
 the mark has been seen, is the replica count lowered — the ReplicaSet deletes the
-marked hosts — and are they deleted by UID as well.
+marked hosts.
 """
 
 from __future__ import annotations
@@ -20,13 +26,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..agent.reporter import DRAINING_ANNOTATION, REPORTED_AT_ANNOTATION, SESSIONS_ANNOTATION
+from ..agent.annotations import (
+    DISCONNECTED_ANNOTATION,
+    DRAIN_MESSAGE_ANNOTATION,
+    DRAINING_ANNOTATION,
+    LOGOFF_DEADLINE_ANNOTATION,
+    LOGOFF_REQUESTED_ANNOTATION,
+    REPORTED_AT_ANNOTATION,
+    SESSIONS_ANNOTATION,
+)
 from ..api.sessionhostpool import SessionHostPoolSpec
 from ..clock import format_time, parse_time, real_now, schedule_now
 from ..kube.client import Kube
 from ..kube.resources import POD
 from ..render.meta import ACCEPTING_LABEL, BUSY_LABEL
-from ..scaling.decide import Decision, Host, Memory, accepting, decide
+from ..scaling.decide import Decision, Demand, Host, Memory, Notice, decide
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +55,132 @@ def _ready(pod: dict[str, Any]) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
+def _count(text: str | None) -> int | None:
+    try:
+        return max(0, int(text)) if text is not None else None
+    except ValueError:
+        return None
+
+
 def host_from_pod(pod: dict[str, Any], now: datetime, real: datetime) -> Host:
     meta = pod["metadata"]
     ann = meta.get("annotations") or {}
-    sessions: int | None
-    try:
-        sessions = max(0, int(ann[SESSIONS_ANNOTATION]))
-    except (KeyError, ValueError):
-        sessions = None
+
     # What the cluster records is real time; re-base it onto the scheduling clock so ages
     # stay true when tests drive that clock (in production the two are the same).
-    reported = parse_time(ann.get(REPORTED_AT_ANNOTATION))
-    created = parse_time(meta.get("creationTimestamp"))
-    drained = parse_time(ann.get(DRAINING_ANNOTATION))
+    def rebased(key: str) -> datetime | None:
+        moment = parse_time(meta.get(key) if key == "creationTimestamp" else ann.get(key))
+        return now - (real - moment) if moment else None
+
     return Host(
         name=meta["name"],
-        created_at=now - (real - created) if created else now,
+        created_at=rebased("creationTimestamp") or now,
         ready=_ready(pod),
-        sessions=sessions,
-        reported_at=now - (real - reported) if reported else None,
-        draining_since=now - (real - drained) if drained else None,
+        sessions=_count(ann.get(SESSIONS_ANNOTATION)),
+        reported_at=rebased(REPORTED_AT_ANNOTATION),
+        draining_since=rebased(DRAINING_ANNOTATION),
+        disconnected=_count(ann.get(DISCONNECTED_ANNOTATION)),
+        drain_message=ann.get(DRAIN_MESSAGE_ANNOTATION),
+        logoff_deadline=rebased(LOGOFF_DEADLINE_ANNOTATION),
+        logoff_requested_at=rebased(LOGOFF_REQUESTED_ANNOTATION),
     )
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A pool's hosts as of one moment, on both clocks."""
+
+    now: datetime  # the scheduling clock
+    real: datetime  # what the cluster records
+    pods: list[dict[str, Any]]  # not being deleted
+    hosts: list[Host]  # the same, in the same order
+
+
+def observe(pods: list[dict[str, Any]]) -> Observed:
+    now, real = schedule_now(), real_now()
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    return Observed(now, real, live, [host_from_pod(p, now, real) for p in live])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision indexed by host (pools have hundreds of hosts)."""
+
+    drain: frozenset[str]
+    undrain: frozenset[str]
+    remove: frozenset[str]
+    logoff: frozenset[str]
+    accepting: frozenset[str]
+    notices: dict[str, Notice]
+
+    @classmethod
+    def of(cls, d: Decision) -> Plan:
+        return cls(frozenset(d.drain), frozenset(d.undrain), frozenset(d.remove),
+                   frozenset(d.logoff), frozenset(d.accepting),
+                   {n.host: n for n in d.notices})
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What one host should carry after this pass; None removes an annotation."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str | None]
+    deadline_given: str | None = None  # a logoff deadline announced by this pass
+    logoff_asked: bool = False  # this pass asks users (still there) to be logged off
+
+
+def host_marks(pod: dict[str, Any], host: Host, plan: Plan, now: datetime,
+               real: datetime) -> Marks:
+    """The host's labels and annotations as the decision wants them. Pure.
+
+    Level, not edge: a host that is not draining carries none of the drain annotations;
+    one that drains carries its notice while it has one, the deadline announced first
+    (never rewritten), and the logoff request once asked (never rewritten)."""
+    name = host.name
+    have = pod["metadata"].get("annotations") or {}
+    draining = have.get(DRAINING_ANNOTATION) if host.draining else None
+    if name in plan.drain:
+        draining = format_time(real)
+    if name in plan.undrain:
+        draining = None
+    notice = plan.notices.get(name) if draining else None
+    deadline: str | None = None
+    given = None
+    if notice is not None and notice.deadline is not None:
+        if host.logoff_deadline is not None:
+            deadline = have.get(LOGOFF_DEADLINE_ANNOTATION)
+        else:  # the core's deadline is on the scheduling clock; the pod holds real time
+            deadline = given = format_time(real + (notice.deadline - now))
+    asked = bool(draining) and name in plan.logoff
+    requested = None
+    if asked:
+        requested = (have.get(LOGOFF_REQUESTED_ANNOTATION) if host.logoff_requested_at
+                     else format_time(real))
+    busy = host.sessions is None or host.sessions > 0
+    return Marks(
+        labels={ACCEPTING_LABEL: str(name in plan.accepting).lower(),
+                BUSY_LABEL: str(busy).lower()},
+        annotations={
+            DRAINING_ANNOTATION: draining,
+            DRAIN_MESSAGE_ANNOTATION: notice.message if notice is not None else None,
+            LOGOFF_DEADLINE_ANNOTATION: deadline,
+            LOGOFF_REQUESTED_ANNOTATION: requested,
+            DELETION_COST: VICTIM_COST if name in plan.remove else
+            (BUSY_COST if busy else None),
+        },
+        deadline_given=given,
+        # A host that reports no session has nobody to log off: nothing to tell people.
+        logoff_asked=asked and host.logoff_requested_at is None and host.sessions != 0)
 
 
 @dataclass(frozen=True)
 class ScalingResult:
     decision: Decision
     changed: bool
+    deadlines_given: tuple[tuple[str, str], ...] = ()  # (host, deadline) new this pass
+    logoffs_asked: tuple[str, ...] = ()  # hosts asked to log their users off this pass
+    forced_removals: tuple[str, ...] = ()  # removed with sessions, after logoffTimeout
 
 
 # The Deployment and the pods arrive on different watch streams, so a pass can see an
@@ -84,23 +197,32 @@ def _current_replicas(deployment: dict[str, Any]) -> int:
 
 
 def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any],
-               pods: list[dict[str, Any]], memory: Memory) -> ScalingResult:
-    now, real = schedule_now(), real_now()
-    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    hosts = [host_from_pod(p, now, real) for p in live]
+               seen: Observed, memory: Memory, demand: Demand | None = None
+               ) -> ScalingResult:
     current = _current_replicas(deployment)
-    decision = decide(spec, hosts, now, memory, current)
+    decision = decide(spec, seen.hosts, seen.now, memory, current, demand)
     if spec.scaling.paused:
         return ScalingResult(decision, False)
-    changed = _label_hosts(kube, spec, live, hosts, decision, real)
-    by_name = {p["metadata"]["name"]: p for p in live}
+    changed = False
+    given: list[tuple[str, str]] = []
+    asked: list[str] = []
+    plan = Plan.of(decision)
+    for pod, host in zip(seen.pods, seen.hosts, strict=True):
+        marks = host_marks(pod, host, plan, seen.now, seen.real)
+        changed |= _patch(kube, pod, marks)
+        if marks.deadline_given:
+            given.append((host.name, marks.deadline_given))
+        if marks.logoff_asked:
+            asked.append(host.name)
+    by_name = {h.name: (p, h) for p, h in zip(seen.pods, seen.hosts, strict=True)}
     marked = [n for n in decision.remove
-              if (by_name[n]["metadata"].get("annotations") or {}).get(DELETION_COST)
+              if (by_name[n][0]["metadata"].get("annotations") or {}).get(DELETION_COST)
               == VICTIM_COST]
     # Victims marked only now keep their place in the count until the next pass; and the
     # count only ever goes down by the marked victims, so the ReplicaSet never chooses.
     replicas = max(decision.replicas + len(decision.remove) - len(marked),
                    current - len(marked))
+    forced: list[str] = []
     if replicas != current:
         meta = deployment["metadata"]
         applied = kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -109,45 +231,26 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
         _written[(meta["namespace"], meta["name"])] = (
             int(applied["metadata"].get("generation") or 0), replicas)
         changed = True
+        # A victim that never said it was empty goes because its logoff time ran out.
+        forced = [n for n in marked if by_name[n][1].logoff_requested_at is not None
+                  and by_name[n][1].sessions != 0]
     # The ReplicaSet deletes the marked victims itself (lowest deletion cost, every other
     # host ready): deleting them here too would race it into creating a replacement.
     if changed:
         log.info("scaled", extra={"replicas": decision.replicas, "reason": decision.reason})
-    return ScalingResult(decision, changed)
+    return ScalingResult(decision, changed, tuple(given), tuple(asked), tuple(forced))
 
 
-def _label_hosts(kube: Kube, spec: SessionHostPoolSpec, pods: list[dict[str, Any]],
-                 hosts: list[Host], decision: Decision, real: datetime) -> bool:
-    """`real`: what the cluster records is real time, like every timestamp it holds."""
-    changed = False
-    for pod, host in zip(pods, hosts, strict=True):
-        name = host.name
-        recorded = (pod["metadata"].get("annotations") or {}).get(DRAINING_ANNOTATION)
-        draining: str | None = recorded if host.draining_since else None
-        if name in decision.drain:
-            draining = format_time(real)
-        if name in decision.undrain:
-            draining = None
-        view = Host(host.name, host.created_at, host.ready, host.sessions, host.reported_at,
-                    real if draining else None)
-        busy = host.sessions is None or host.sessions > 0
-        labels = {ACCEPTING_LABEL: str(accepting(view, spec.sessions_per_host)).lower(),
-                  BUSY_LABEL: str(busy).lower()}
-        annotations: dict[str, str | None] = {
-            DRAINING_ANNOTATION: draining,
-            DELETION_COST: VICTIM_COST if name in decision.remove else
-            (BUSY_COST if busy else None),
-        }
-        meta = pod["metadata"]
-        have_labels = meta.get("labels") or {}
-        have_ann = meta.get("annotations") or {}
-        patch: dict[str, Any] = {}
-        if any(have_labels.get(k) != v for k, v in labels.items()):
-            patch["labels"] = labels
-        if any(have_ann.get(k) != v for k, v in annotations.items()):
-            patch["annotations"] = annotations
-        if patch:
-            kube.merge_patch(POD, meta["namespace"], name, {"metadata": patch})
-            changed = True
-    return changed
-
+def _patch(kube: Kube, pod: dict[str, Any], marks: Marks) -> bool:
+    meta = pod["metadata"]
+    have_labels = meta.get("labels") or {}
+    have_ann = meta.get("annotations") or {}
+    patch: dict[str, Any] = {}
+    if any(have_labels.get(k) != v for k, v in marks.labels.items()):
+        patch["labels"] = marks.labels
+    if any(have_ann.get(k) != v for k, v in marks.annotations.items()):
+        patch["annotations"] = marks.annotations
+    if not patch:
+        return False
+    kube.merge_patch(POD, meta["namespace"], meta["name"], {"metadata": patch})
+    return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,8 @@ from . import fanout
 from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
 from .outcome import Outcome
 from .policies import PolicySnapshot, known_app_groups, reconcile_policy
-from .pools import PoolSnapshot, reconcile_pool
+from .pools import PoolSnapshot, forget_pool, reconcile_pool
+from .portal_stats import demand_signal
 from .runtime import RUNTIME
 from .status import GONE
 
@@ -54,12 +56,18 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         body = _live(cache.pool(namespace, name))
         if body is None:
             STATE.forget(kind, namespace, name)
+            forget_pool(namespace, name)
             return None  # deleted: the garbage collector removes its children
         apps = [a for a in (cache.app(namespace, n) for n in cache.apps_of_pool(namespace, name))
                 if a is not None]
+        # The portal's counts change on the event loop (portal_stats.collect): read here.
+        signal = demand_signal()
+        demand = None if signal else RUNTIME.portal_stats.demand(namespace, name,
+                                                                 time.monotonic())
         pool_snap = PoolSnapshot(body, cache.children(namespace, kind, name),
                                  cache.pods(namespace, name), apps,
-                                 cache.policies_in(namespace), _policies_version(namespace))
+                                 cache.policies_in(namespace), _policies_version(namespace),
+                                 demand=demand, demand_signal=signal)
         return lambda: reconcile_pool(kube, settings, pool_snap)
     if kind == "PublishedApp":
         body = _live(cache.app(namespace, name))

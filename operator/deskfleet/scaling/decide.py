@@ -194,8 +194,10 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
         reason = (f"no session signal (agent disabled): holding {have + added} hosts, "
                   f"never fewer (phase {phase.name}, floor {floor})"
                   + (f"; adding {added}" if added else ""))
+        # Without counts every serving host takes logons (the Service must not empty).
         return Decision(have + added, "up" if added else "none", reason, phase, memory,
-                        known, capacity, disconnected=disconnected)
+                        known, capacity, disconnected=disconnected,
+                        accepting=tuple(h.name for h in serving))
 
     policy = drain_policy(spec, phase)
     startup = (demand.startup_seconds if demand and demand.startup_seconds
