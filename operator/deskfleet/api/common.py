@@ -79,18 +79,103 @@ DnsLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_R
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_RE)]
 """A Kubernetes object name (DNS subdomain)."""
 
+# Rules added since v1alpha1 first shipped are CEL rules on the value itself: the API
+# server reports them at the field's path with a message saying what to write, and
+# ratchets them (an object stored before keeps an unchanged value), so an upgrade never
+# turns a working app into one the operator and the portal refuse. The models repeat
+# offline only what never made a working app: a wildcard host has no URL users can open,
+# and Ingress and HTTPRoute refuse dot segments and `//` themselves.
+
+
+def cel(rule: str, message: str) -> dict[str, str]:
+    return {"rule": rule, "message": message}
+
+
+def _refused(*checks: tuple[str, str]) -> Any:
+    """An AfterValidator for the offline path: each Python regular expression must not
+    be found in the value; the message is the CEL rule's."""
+    def check(value: str) -> str:
+        for forbidden, message in checks:
+            if re.search(forbidden, value):
+                raise ValueError(message)
+        return value
+    return AfterValidator(check)
+
+
+_HOST_WILDCARD = ("a wildcard host cannot be published: users open one URL, so give the "
+                  "app's full host name, e.g. workspace.example.org")
+_HOST_IP = ("must be a DNS name, not an IP address: gateways route by name "
+            "(and Ingress and HTTPRoute refuse addresses)")
+
 HostName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=253,
+        # The shape allows a leading `*.` only so that the rule below can say why it is
+        # refused, instead of the bare regular expression a pattern mismatch prints.
         pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        json_schema_extra={"x-kubernetes-validations": [
+            cel("!self.startsWith('*')", _HOST_WILDCARD),
+            cel("!self.matches('^[0-9.]+$')", _HOST_IP),
+        ]},
     ),
+    _refused((r"^\*", _HOST_WILDCARD), (r"^[0-9.]+\Z", _HOST_IP)),
 ]
-"""A DNS host name, optionally a leading wildcard label."""
+"""A DNS host name users open (lower case; no wildcard, no IP address)."""
 
-UrlPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$")]
-"""An absolute URL path without query or fragment."""
+# URL paths: only what every gateway reads the same way. Gateways and the hosts behind
+# them decode `%2e%2e`, `\` and `;` differently (path-traversal and route-confusion
+# bugs), and ingress-nginx writes the path into its configuration; so unreserved
+# characters and `/`, without empty or dot segments.
+_PATH_CHARS = ("must be an absolute URL path of letters, digits, '-', '.', '_', '~' and "
+               "'/' only (no spaces, quotes, '%'-escapes, '\\', ';', query or fragment), "
+               "e.g. /epr/")
+_PATH_DOTS = ("must not contain '.' or '..' segments (path traversal): write the path "
+              "as the gateway should match it, e.g. /epr/ rather than /epr/../epr/")
+_PATH_EMPTY = "must not contain '//' (an empty segment, which gateways normalise differently)"
+
+UrlPath = Annotated[
+    str,
+    Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$",
+          json_schema_extra={"x-kubernetes-validations": [
+              cel("self.matches('^/[A-Za-z0-9._~/-]*$')", _PATH_CHARS),
+              cel("!self.matches('(^|/)[.][.]?(/|$)')", _PATH_DOTS),
+              cel("!self.contains('//')", _PATH_EMPTY),
+          ]}),
+    _refused((r"(^|/)\.\.?(/|\Z)", _PATH_DOTS), ("//", _PATH_EMPTY)),
+]
+"""An absolute URL path: unreserved characters and `/`, no `.`/`..` or empty segments."""
+
+# Text people read on the landing page and in the catalog: no C0 or C1 control
+# characters (newlines included: a description is one line), no Unicode line separators
+# or bidirectional overrides, which make a name read differently from what it is.
+_CONTROL = (r"[\\x00-\\x1f\\x7f-\\x9f\\x{2028}\\x{2029}"
+            r"\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}]")
+_PLAIN = ("must be plain text on one line: no newlines, tabs, other control characters or "
+          "bidirectional overrides")
+
+PlainText = Annotated[str, Field(json_schema_extra={"x-kubernetes-validations": [
+    cel(f"!self.matches('{_CONTROL}')", _PLAIN)]})]
+"""One line of text for people; bound its length with `Annotated[PlainText, Field(...)]`."""
+
+# Icons: an https URL a browser fetches as an image, or an inline raster image. SVG is
+# refused inline: it is a document that can carry scripts and event handlers, inert in
+# an <img> (the portal's page) but not wherever another landing page inlines it or a
+# user opens it. An https URL may name an SVG: it is fetched as an image from its own
+# origin, never inlined.
+_ICON_RE = (r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&()*+,;=:@%/-]*)?"
+            r"([?][A-Za-z0-9._~!$&()*+,;=:@%/?-]*)?"
+            r"|data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2})$")
+_ICON = ("must be an https:// URL (without quotes, spaces, angle brackets or a fragment) "
+         "or a base64 data: URI of a PNG, JPEG, GIF or WebP image "
+         "(data:image/png;base64,...); SVG data: URIs are refused because they can carry "
+         "scripts")
+
+IconRef = Annotated[str, Field(
+    max_length=65536, pattern=r"^(https://|data:image/)",
+    json_schema_extra={"x-kubernetes-validations": [cel(f"self.matches('{_ICON_RE}')", _ICON)]})]
+"""An icon a browser can only show: an https URL or a base64 PNG/JPEG/GIF/WebP."""
 
 
 # --- Networks -------------------------------------------------------------------------

@@ -6,7 +6,16 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from .common import Condition, DnsLabel, HostName, Model, ObjectName, UrlPath
+from .common import (
+    Condition,
+    DnsLabel,
+    HostName,
+    IconRef,
+    Model,
+    ObjectName,
+    PlainText,
+    UrlPath,
+)
 
 
 class PoolRef(Model):
@@ -19,9 +28,9 @@ class PoolRef(Model):
 class Launch(Model):
     """How the app starts once a session lands on a host."""
 
-    command: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    command: Annotated[PlainText, Field(min_length=1, max_length=1024)] | None = None
     """A RemoteApp-style program to start instead of a full desktop."""
-    arguments: Annotated[str, Field(max_length=4096)] | None = None
+    arguments: Annotated[PlainText, Field(max_length=4096)] | None = None
     """Arguments for the command."""
     path: UrlPath | None = None
     """For a web app: the path on the host to open."""
@@ -49,11 +58,15 @@ class Gateway(Model):
     """How the gateway exposes the app."""
 
     host: HostName
-    """The host name users open, e.g. `workspace.example-hospital.org`."""
+    """The host name users open, e.g. `workspace.example-hospital.org` (no wildcard: an
+    app is one URL). Two apps with the same host and path: the one created first keeps
+    the route, the other has none (both say so in status)."""
     path: UrlPath = "/"
     """The path prefix of the app under the host."""
     tls_secret_name: ObjectName | None = None
-    """A TLS Secret for the host; without it the route serves plain HTTP."""
+    """A TLS Secret for the host; without it the route serves plain HTTP. An Ingress
+    uses it (a Secret that does not exist is reported); an HTTPRoute's TLS is the
+    Gateway listener's, so there it only makes the URL https."""
     ingress_class_name: ObjectName | None = None
     """The IngressClass of the Ingress (the cluster default when unset)."""
     parent_ref: ParentRef | None = None
@@ -72,13 +85,14 @@ class Gateway(Model):
 class PublishedAppSpec(Model):
     """The desired state of a published application."""
 
-    display_name: Annotated[str, Field(min_length=1, max_length=128)]
+    display_name: Annotated[PlainText, Field(min_length=1, max_length=128)]
     """The name users see on the landing page."""
-    description: Annotated[str, Field(max_length=1024)] = ""
+    description: Annotated[PlainText, Field(max_length=1024)] = ""
     """A line of help text."""
-    icon: Annotated[str, Field(max_length=65536, pattern=r"^(https://|data:image/)")] | None = None
-    """An https URL or a data: URI of the app's icon."""
-    category: Annotated[str, Field(max_length=64)] = "General"
+    icon: IconRef | None = None
+    """The app's icon: an https URL, or a base64 data: URI of a PNG, JPEG, GIF or WebP
+    image (not SVG, which can carry scripts)."""
+    category: Annotated[PlainText, Field(max_length=64)] = "General"
     """The landing page section the app is listed under."""
     pool_ref: PoolRef
     """The pool the app runs on."""
@@ -89,7 +103,9 @@ class PublishedAppSpec(Model):
 
     cel_rules: ClassVar[list[dict[str, str]]] = [
         {"rule": "!has(self.launch) || !has(self.launch.path)"
-                 " || self.launch.path.startsWith(self.gateway.path)",
+                 " || self.launch.path == self.gateway.path"
+                 " || self.launch.path.startsWith(self.gateway.path.endsWith('/')"
+                 " ? self.gateway.path : self.gateway.path + '/')",
          "message": "launch.path must lie under gateway.path (the gateway does not rewrite "
                     "paths)", "fieldPath": ".launch.path"},
     ]
