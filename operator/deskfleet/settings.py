@@ -63,6 +63,10 @@ class Settings(BaseModel):
     """Where ingress-nginx sends a browser the portal answered 401 for (its
     `auth-signin`), e.g. `https://workspace.example/oauth2/start`. Gateways that pass the
     portal's answer through (Traefik, Envoy) show the portal's own sign-in page instead."""
+    check_tls_secrets: bool = True
+    """Report an app whose Ingress names a TLS Secret that does not exist. Needs `get`
+    on Secrets (by name, metadata only; never list or watch): see
+    controllers/tls_secrets.py. Off: nothing is asked, nothing reported."""
     catalog_name: str = "deskfleet-catalog"
     """The name of the per-namespace catalog ConfigMap."""
     resync_seconds: float = 300.0

@@ -12,10 +12,11 @@ import yaml
 
 from deskfleet import contracts
 from deskfleet.api.parse import parse
-from deskfleet.controllers.apps import app_conditions
 from deskfleet.render.app import PoolFacts, RouteAccess, build_app_children
+from deskfleet.render.app_plan import RouteFacts, app_conditions, plan_route
 from deskfleet.render.gateway_auth import enforcement_gap
 from deskfleet.render.offline import render_objects
+from deskfleet.render.route_claims import Claim
 from deskfleet.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -119,11 +120,13 @@ def test_ingresses_ask_the_portal_through_auth_url() -> None:
 def test_a_route_that_asks_nobody_is_reported_naming_the_setting(
         settings: Settings, parent: bool, named: str) -> None:
     subject = app("epr", parent)
+    claim = Claim("2026-01-01T00:00:00Z", subject.namespace, subject.name)
     gap = enforcement_gap(subject, settings)
     assert named in gap
     children = build_app_children(subject, POOL, RouteAccess(), settings)
     assert "authz" not in json.dumps(children)
-    ready, degraded = app_conditions(POOL, RouteAccess(), [], gap)
+    plan = plan_route(subject, claim, RouteFacts(POOL, RouteAccess(), unenforced=gap))
+    ready, degraded = app_conditions(plan, [])
     assert ready.status and ready.reason == "RouteOpenUnenforced"
     assert degraded.status and degraded.reason == "AccessNotEnforced" and named in degraded.message
     assert not enforcement_gap(subject, Settings(portal_url=PORTAL))

@@ -13,15 +13,22 @@ from ..kube.compare import needs_apply
 from ..kube.resources import BY_KIND
 from ..metrics import STATE, AppFacts
 from ..policy.enforcement import access_for, allowed_by, valid_policies
-from ..render.app import PoolFacts, RouteAccess, app_url, build_app_children, catalog_entry
+from ..render.app import App, PoolFacts, app_url, build_app_children, catalog_entry
+from ..render.app_plan import RouteFacts, app_conditions, plan_route
 from ..render.catalog import build_catalog
 from ..render.configdata import DocumentTooLarge
 from ..render.gateway_auth import enforcement_gap
+from ..render.meta import POOL_LABEL
+from ..render.route_claims import Claim, conflict_for
 from ..settings import Settings
-from .children import sync_children
+from .children import SyncResult, sync_children
 from .outcome import Outcome
 from .pools import pool_is_ready
 from .status import write_status
+from .tls_secrets import CHECKER as TLS_SECRETS
+from .tls_secrets import RECHECK_SECONDS
+
+ROUTE_KINDS = ("Ingress", "HTTPRoute")
 
 
 @dataclass(frozen=True)
@@ -32,46 +39,63 @@ class AppSnapshot:
     children: list[dict[str, Any]]
     policies: list[dict[str, Any]]
     policies_version: Hashable | None = None  # see fanout.Memory.version
+    pool_elsewhere: tuple[str, ...] = ()  # namespaces holding a pool named like poolRef
+    claims: tuple[Claim, ...] = ()  # every app claiming this app's host and path
+    live_pool_exists: bool = False  # whether the pool the live route leads to exists
+
+
+def _session_port(children: list[dict[str, Any]]) -> int:
+    for child in children:
+        if child.get("kind") == "Service":
+            for port in (child.get("spec") or {}).get("ports") or []:
+                if port.get("name") == "session" and isinstance(port.get("port"), int):
+                    return int(port["port"])
+    return 0
 
 
 def pool_facts(name: str, pool_body: dict[str, Any] | None,
-               pool_children: list[dict[str, Any]]) -> PoolFacts:
+               pool_children: list[dict[str, Any]], elsewhere: tuple[str, ...] = ()
+               ) -> PoolFacts:
     if pool_body is None:
-        return PoolFacts(name=name, exists=False)
+        return PoolFacts(name=name, exists=False, elsewhere=elsewhere)
+    ready = pool_is_ready(pool_children)
     try:
         pool = parse(pool_body)
     except InvalidSpec:
-        # An invalid pool keeps running what it had; its Service port is what counts.
-        return PoolFacts(name=name, exists=True, ready=pool_is_ready(pool_children))
-    return PoolFacts(name=name, exists=True, ready=pool_is_ready(pool_children),
+        # A pool whose spec became invalid (a time zone that does not exist, 30
+        # February) touches none of its children: its Service keeps the port it had,
+        # and that is where a route must lead. (Its protocol is for the catalog only.)
+        protocol = (pool_body.get("spec") or {}).get("protocol")
+        return PoolFacts(name=name, exists=True, ready=ready,
+                         port=_session_port(pool_children),
+                         protocol=protocol if isinstance(protocol, str) else "")
+    return PoolFacts(name=name, exists=True, ready=ready,
                      port=pool.spec.session_port, protocol=pool.spec.protocol)
 
 
-def app_conditions(facts: PoolFacts, access: RouteAccess, errors: list[str],
-                   unenforced: str = "") -> list[Cond]:
-    """Ready says whether users can reach the app; Degraded also says when the route
-    reaches it without asking the portal (`unenforced`, naming the setting)."""
-    if errors:
-        msg = "; ".join(errors)
-        return [Cond("Ready", False, "RouteFailed", msg), Cond("Degraded", True,
-                                                               "RouteFailed", msg)]
-    if not facts.exists:
-        ready = Cond("Ready", False, "PoolNotFound",
-                     f"SessionHostPool {facts.name} does not exist; the route is down")
-    elif not facts.ready:
-        ready = Cond("Ready", False, "PoolNotReady",
-                     f"SessionHostPool {facts.name} has no ready hosts; the route is down")
-    elif not access.open:
-        ready = Cond("Ready", False, "NoPolicyAllows",
-                     "no enforced AccessPolicy allows anyone to open this app; the route is "
-                     "closed")
-    elif unenforced:
-        ready = Cond("Ready", True, "RouteOpenUnenforced", unenforced)
-    else:
-        ready = Cond("Ready", True, "RouteOpen", "")
-    if unenforced:
-        return [ready, Cond("Degraded", True, "AccessNotEnforced", unenforced)]
-    return [ready, Cond("Degraded", False, "AsExpected", "")]
+def live_route(children: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((c for c in children if c.get("kind") in ROUTE_KINDS), None)
+
+
+def live_route_pool(children: list[dict[str, Any]]) -> str:
+    """The pool the app's live route leads to ("" when it has none)."""
+    labels = ((live_route(children) or {}).get("metadata") or {}).get("labels") or {}
+    return str(labels.get(POOL_LABEL, ""))
+
+
+def claim_of(body: dict[str, Any]) -> Claim:
+    meta = body["metadata"]
+    return Claim(meta.get("creationTimestamp") or "", meta.get("namespace") or "",
+                 meta["name"])
+
+
+def _tls_secret_exists(kube: Kube, settings: Settings, app: App) -> bool | None:
+    """Asked only where a route uses the Secret: an Ingress's `tls`. An HTTPRoute's TLS
+    is its Gateway listener's, whose controller reports a missing certificate."""
+    gw = app.spec.gateway
+    if not settings.check_tls_secrets or not gw.tls_secret_name or gw.parent_ref:
+        return None
+    return TLS_SECRETS.exists(kube, app.namespace, gw.tls_secret_name)
 
 
 def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
@@ -85,19 +109,35 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
         return Outcome()
     policies = valid_policies(snap.policies, snap.policies_version)
     access = access_for(policies, app.name, app.labels)
-    facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children)
-    desired = build_app_children(app, facts, access, settings)
-    result = sync_children(kube, desired, snap.children, owner=body)
-    if result.owner_gone:
-        return Outcome(owner_gone=True)
-    route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
+    facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children,
+                       snap.pool_elsewhere)
+    me = claim_of(body)
+    current = live_route(snap.children)
+    route_facts = RouteFacts(
+        pool=facts, access=access, conflict=conflict_for(me, snap.claims),
+        live_pool=live_route_pool(snap.children) or None,
+        live_pool_exists=snap.live_pool_exists,
+        tls_secret_exists=_tls_secret_exists(kube, settings, app),
+        unenforced=enforcement_gap(app, settings))
+    plan = plan_route(app, me, route_facts)
+    if plan.route == "keep":
+        result = SyncResult()  # what runs stays exactly as it is
+        route = f"{current['kind']}/{current['metadata']['name']}" if current else None
+    else:
+        desired = (build_app_children(app, facts, access, settings)
+                   if plan.route == "render" else [])
+        result = sync_children(kube, desired, snap.children, owner=body)
+        if result.owner_gone:
+            return Outcome(owner_gone=True)
+        route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
                               "route": route,
                               "allowedBy": allowed_by(policies, app.name, app.labels)}
-    conditions = app_conditions(facts, access, result.errors,
-                                enforcement_gap(app, settings))
+    conditions = app_conditions(plan, result.errors)
     STATE.set_app(app.namespace, app.name, AppFacts(ready=bool(conditions[0].status)))
     write_status(kube, body, fields, conditions)
+    if route_facts.tls_secret_exists is False and not result.errors:
+        return Outcome(requeue_after=RECHECK_SECONDS)  # noticed soon once it is created
     return Outcome(result.errors)
 
 

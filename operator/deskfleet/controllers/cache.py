@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..render.meta import OWNER_KIND_LABEL, OWNER_NAME_LABEL, POOL_LABEL
+from ..render.route_claims import Claim
 
 # Index names: Kopf injects each index into handlers as a kwarg of this name.
 POOLS = "pools_index"
@@ -24,6 +25,7 @@ POLICIES = "policies_index"
 CHILDREN_PREFIX = "children_"  # one index per child kind: children_deployments, ...
 PODS = "pods_index"
 CATALOGS = "catalogs_index"
+ROUTES = "app_routes_index"  # (host, path) -> the apps claiming it (render/route_claims)
 
 CHILD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations",
                "ownerReferences", "deletionTimestamp", "generation")
@@ -63,7 +65,7 @@ class Cache:
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         if not self.indexes:
-            names = (POOLS, APPS, APPS_BY_POOL, POLICIES, PODS, CATALOGS)
+            names = (POOLS, APPS, APPS_BY_POOL, POLICIES, PODS, CATALOGS, ROUTES)
             self.indexes = {n: kwargs[n] for n in names if n in kwargs}
             self.child_indexes = [v for k, v in kwargs.items() if k.startswith(CHILDREN_PREFIX)]
 
@@ -94,6 +96,15 @@ class Cache:
     def pools_in(self, namespace: str) -> list[dict[str, Any]]:
         return [next(iter(store)) for (ns, _), store in list(self.indexes[POOLS].items())
                 if ns == namespace and store]
+
+    def pool_namespaces(self, name: str) -> tuple[str, ...]:
+        """Every namespace with a pool of this name (for an app whose reference does
+        not resolve in its own)."""
+        return tuple(sorted(ns for (ns, n), store in list(self.indexes[POOLS].items())
+                            if n == name and store))
+
+    def claims(self, route: tuple[str, str]) -> tuple[Claim, ...]:
+        return tuple(sorted(set(self._all(ROUTES, route))))
 
     def policies_in(self, namespace: str) -> list[dict[str, Any]]:
         return self._all(POLICIES, namespace)

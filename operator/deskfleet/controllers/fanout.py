@@ -8,8 +8,9 @@ fans out only when those facts changed (or the object appeared or went away):
 
 | event on | others read                                | fans out to                       |
 |----------|--------------------------------------------|-----------------------------------|
-| app      | labels, pool, spec (generation), Ready     | catalog; old and new pool;        |
-|          |                                            | the namespace's policies          |
+| app      | labels, pool, spec (generation), Ready,    | catalog; old and new pool;        |
+|          | host and path                              | the namespace's policies; apps    |
+|          |                                            | claiming its old or new host+path |
 | pool     | spec (generation), Ready                   | its apps; catalog                 |
 | policy   | spec (generation)                          | the whole namespace               |
 
@@ -25,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..render.route_claims import route_key
 
 Key = tuple[str, str, str]
 Facts = dict[str, Any]
@@ -53,6 +56,13 @@ def _ready(body: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def app_route(spec: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The host and path an app claims (render/route_claims.route_key)."""
+    gateway = spec.get("gateway") or {}
+    host = gateway.get("host")
+    return route_key(host, gateway.get("path") or "/") if isinstance(host, str) else None
+
+
 def facts(kind: str, body: Mapping[str, Any]) -> Facts:
     """What other objects read of this one."""
     meta = body.get("metadata") or {}
@@ -61,6 +71,7 @@ def facts(kind: str, body: Mapping[str, Any]) -> Facts:
     if kind == "PublishedApp":
         out["labels"] = dict(meta.get("labels") or {})
         out["pool"] = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
+        out["route"] = app_route(body.get("spec") or {})
     if kind in ("PublishedApp", "SessionHostPool"):
         out["ready"] = _ready(body)
     return out
@@ -78,9 +89,13 @@ def _itself(key: Key, old: Facts | None, new: Facts | None) -> list[Key | Delaye
     return [key] if _changed(old, new, "generation", "labels", "annotations") else []
 
 
-def app_keys(namespace: str, name: str, old: Facts | None, new: Facts | None
-             ) -> list[Key | Delayed]:
+def app_keys(namespace: str, name: str, old: Facts | None, new: Facts | None,
+             rivals: list[tuple[str, str]] | None = None) -> list[Key | Delayed]:
+    """`rivals`: (namespace, name) of the apps claiming the old or new host and path."""
     keys = _itself(("PublishedApp", namespace, name), old, new)
+    if _changed(old, new, "route"):
+        keys += [("PublishedApp", ns, n) for ns, n in sorted(set(rivals or []))
+                 if (ns, n) != (namespace, name)]
     if _changed(old, new, "generation", "labels", "ready"):
         keys.append(Delayed((CATALOG, namespace, ""), CATALOG_DELAY))
     if _changed(old, new, "generation", "labels", "pool"):

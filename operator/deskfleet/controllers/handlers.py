@@ -22,6 +22,7 @@ from ..kube.resources import CHILD_TYPES
 from ..metrics import STATE
 from ..render.catalog import CATALOG_COMPONENT
 from ..render.meta import MANAGED_BY, POOL_LABEL
+from ..render.route_claims import Claim
 from . import cache as c
 from . import fanout
 from .events import RECORDER
@@ -46,7 +47,8 @@ def pools_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> 
 
 @kopf.index(GROUP, VERSION, "publishedapps")
 def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): c.slim(body)}
+    # creationTimestamp: of apps claiming one host and path, the oldest keeps the route.
+    return {(namespace, name): c.slim(body, (*c.CHILD_META, "creationTimestamp"))}
 
 
 @kopf.index(GROUP, VERSION, "publishedapps")
@@ -54,6 +56,15 @@ def apps_by_pool_index(namespace: str | None, name: str, spec: kopf.Spec, **_: A
                        ) -> dict[Any, Any]:
     pool = (spec.get("poolRef") or {}).get("name")
     return {(namespace, pool): name} if pool else {}
+
+
+@kopf.index(GROUP, VERSION, "publishedapps")
+def app_routes_index(namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta,
+                     **_: Any) -> dict[Any, Any]:
+    route = fanout.app_route(spec)
+    if not route or not namespace:
+        return {}
+    return {route: Claim(meta.get("creationTimestamp") or "", namespace, name)}
 
 
 @kopf.index(GROUP, VERSION, "accesspolicies")
@@ -114,8 +125,13 @@ async def pool_event(namespace: str | None, name: str, body: kopf.Body, type: st
 async def app_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
               **kwargs: Any) -> None:
     assert namespace
+    RUNTIME.cache.bind(kwargs)
     old, new = _swap("PublishedApp", namespace, name, body, type)
-    enqueue(kwargs, *fanout.app_keys(namespace, name, old, new))
+    # Apps that claim (or claimed) the same host and path: who holds it may change.
+    routes = {f["route"] for f in (old, new) if f and f.get("route")}
+    rivals = [(claim.namespace, claim.name) for route in sorted(routes)
+              for claim in RUNTIME.cache.claims(route)] if RUNTIME.cache.bound else []
+    enqueue(kwargs, *fanout.app_keys(namespace, name, old, new, rivals))
 
 
 @kopf.on.event(GROUP, VERSION, "accesspolicies")

@@ -14,7 +14,7 @@ from ..kube.client import KubeError
 from ..logcontext import CURRENT_OBJECT
 from ..metrics import STATE
 from . import fanout
-from .apps import AppSnapshot, CatalogSnapshot, reconcile_app, reconcile_catalog
+from .apps import AppSnapshot, CatalogSnapshot, live_route_pool, reconcile_app, reconcile_catalog
 from .outcome import Outcome
 from .policies import PolicySnapshot, known_app_groups, reconcile_policy
 from .pools import PoolSnapshot, forget_pool, reconcile_pool
@@ -75,12 +75,19 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
             STATE.forget(kind, namespace, name)
             return None
         pool_name = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
+        pool = cache.pool(namespace, pool_name)
+        children = cache.children(namespace, kind, name)
+        live_pool = live_route_pool(children)
+        route = fanout.app_route(body.get("spec") or {})
         app_snap = AppSnapshot(
-            body=body, pool=cache.pool(namespace, pool_name),
+            body=body, pool=pool,
             pool_children=cache.children(namespace, "SessionHostPool", pool_name),
-            children=cache.children(namespace, kind, name),
+            children=children,
             policies=cache.policies_in(namespace),
-            policies_version=_policies_version(namespace))
+            policies_version=_policies_version(namespace),
+            pool_elsewhere=() if pool else cache.pool_namespaces(pool_name),
+            claims=cache.claims(route) if route else (),
+            live_pool_exists=bool(live_pool) and cache.pool(namespace, live_pool) is not None)
         return lambda: reconcile_app(kube, settings, app_snap)
     if kind == "catalog":
         pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",

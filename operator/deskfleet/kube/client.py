@@ -18,6 +18,7 @@ from kubernetes import config as k8s_config
 from .resources import ResourceType, type_of
 
 FIELD_MANAGER = "deskfleet"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class KubeError(Exception):
@@ -52,8 +53,9 @@ class Kube:
         self.field_manager = field_manager
 
     def request(self, method: str, path: str, *, query: dict[str, str] | None = None,
-                body: Any = None, content_type: str = "application/json") -> Any:
-        headers = {"Accept": "application/json"}
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> Any:
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
             if "yaml" in content_type:
@@ -110,6 +112,19 @@ class Kube:
     def get(self, rtype: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self.request("GET", rtype.path(namespace, name))
+            return result
+        except KubeError as err:
+            if err.not_found:
+                return None
+            raise
+
+    def get_metadata(self, rtype: ResourceType, namespace: str, name: str
+                     ) -> dict[str, Any] | None:
+        """The object's metadata only (PartialObjectMetadata): for kinds whose content
+        the operator must never hold, such as Secrets."""
+        try:
+            result: dict[str, Any] = self.request("GET", rtype.path(namespace, name),
+                                                  accept=METADATA_ONLY)
             return result
         except KubeError as err:
             if err.not_found:

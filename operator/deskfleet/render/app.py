@@ -20,8 +20,9 @@ class PoolFacts:
     name: str
     exists: bool
     ready: bool = False
-    port: int = 0
+    port: int = 0  # 0: unknown (a pool whose spec is invalid and that has no Service)
     protocol: str = ""
+    elsewhere: tuple[str, ...] = ()  # when missing: namespaces that have a pool so named
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Offline there is no cluster to ask whether a pool has ready hosts, so pools declared in
 the files count as ready; an app whose pool is not in the files gets no route, exactly
-as the operator would do for a missing pool. Access policies in the files are enforced
+as the operator would do for a missing pool, and of apps claiming one host and path only
+the one the operator would choose gets one. Access policies in the files are enforced
 as the operator enforces them, and the DESKFLEET_* settings are read from the
 environment as the operator reads them.
 """
@@ -21,6 +22,7 @@ from .app import PoolFacts, build_app_children, catalog_entry
 from .catalog import build_catalog
 from .meta import Resource
 from .pool import build_pool_children
+from .route_claims import Claim, RouteKey, route_key
 
 OFFLINE_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -51,6 +53,7 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
                   and a.spec.pool_ref.name == pool.name}
         out += build_pool_children(pool, settings, config)
     catalogs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    holders = route_holders(bodies)
     for app in apps:
         pool_res = pools.get((app.namespace, app.spec.pool_ref.name))
         facts = PoolFacts(
@@ -61,7 +64,9 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
             protocol=pool_res.spec.protocol if pool_res else "",
         )
         access = access_for(policies[app.namespace], app.name, app.labels)
-        children = build_app_children(app, facts, access, settings)
+        route = route_key(app.spec.gateway.host, app.spec.gateway.path)
+        held = holders.get(route) in (None, (app.namespace, app.name))
+        children = build_app_children(app, facts, access, settings) if held else []
         out += children
         catalogs[app.namespace].append(catalog_entry(app, facts, ready=bool(children),
                                                      access=access))
@@ -70,6 +75,22 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
         if catalog:
             out.append(catalog)
     return out
+
+
+def route_holders(bodies: list[dict[str, Any]]) -> dict[RouteKey, tuple[str, str]]:
+    """Which app holds each host and path several apps claim, by the operator's rule
+    (route_claims): the oldest, then by namespace and name; files without
+    creationTimestamps are ordered by namespace and name."""
+    claims: dict[RouteKey, list[Claim]] = defaultdict(list)
+    for body in bodies:
+        if body.get("kind") != "PublishedApp":
+            continue
+        meta = body.get("metadata") or {}
+        gateway = (body.get("spec") or {}).get("gateway") or {}
+        claims[route_key(gateway.get("host", ""), gateway.get("path") or "/")].append(
+            Claim(meta.get("creationTimestamp") or "", meta.get("namespace") or "default",
+                  meta.get("name", "")))
+    return {route: (min(c).namespace, min(c).name) for route, c in claims.items()}
 
 
 def render_files(paths: list[Path], settings: Settings | None = None) -> list[dict[str, Any]]:
