@@ -186,6 +186,12 @@ def test_quiet_minute_after_convergence_makes_no_writes(bed: Bed, namespace: str
                                                         operator: Operator) -> None:
     bed.apply(example_docs(namespace))
     converge(bed, namespace)
+    # kwok runs no agent: a host that never reported becomes "unknown" once older than
+    # signalMaxAge (2m), a change of state its pool's status reports once. Wait for it.
+    wait_until(lambda: all((p.get("status") or {}).get("unknownHosts") ==
+                           (p.get("status") or {}).get("readyHosts")
+                           for p in bed.list("shp", namespace)),
+               timeout=240, interval=2, what="every pool's silent agents reported")
     wait_for_quiet_cluster(bed)
     time.sleep(5)  # let the last status echoes settle
     before = count_writes(bed.metrics())
