@@ -46,6 +46,7 @@ def percentile(values: list[float], percent: int) -> float:
 @dataclass
 class _Pool:
     samples: dict[str, tuple[datetime, float]] = field(default_factory=dict)  # uid ->
+    seen: set[str] = field(default_factory=set)  # live hosts already sampled: skipped
 
 
 class StartupTimes:
@@ -58,14 +59,19 @@ class StartupTimes:
     def observe(self, pool: str, pods: list[dict[str, Any]], now: datetime) -> float | None:
         """Take the pods' start-ups not seen before; the pool's figure, None if none."""
         with self._lock:
-            kept = self._pools.setdefault(pool, _Pool()).samples
+            state = self._pools.setdefault(pool, _Pool())
+            seen = set()
             for pod in pods:
                 uid = pod["metadata"].get("uid") or pod["metadata"]["name"]
-                if uid not in kept and (sample := startup_sample(pod)) is not None:
-                    kept[uid] = sample
-            recent = sorted(((at, s, uid) for uid, (at, s) in kept.items()
+                if uid in state.seen:
+                    seen.add(uid)
+                elif (sample := startup_sample(pod)) is not None:
+                    state.samples[uid] = sample
+                    seen.add(uid)
+            recent = sorted(((at, s, uid) for uid, (at, s) in state.samples.items()
                              if now - at <= MAX_AGE), reverse=True)[:SAMPLES]
-            self._pools[pool].samples = {uid: (at, s) for at, s, uid in recent}
+            state.samples = {uid: (at, s) for at, s, uid in recent}
+            state.seen = seen
         return percentile([s for _, s, _ in recent], PERCENTILE) if recent else None
 
     def forget(self, pool: str) -> None:
