@@ -143,6 +143,23 @@ def test_no_wildcards_in_rbac(bed: Bed) -> None:
                 assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
 
 
+def secret_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for d in docs if d["kind"] == "ClusterRole" for rule in d["rules"]
+            if "secrets" in rule["resources"]]
+
+
+def test_tls_secret_check_gets_by_name_only_or_nothing(bed: Bed) -> None:
+    docs = render(bed)
+    assert secret_rules(docs) == [{"apiGroups": [""], "resources": ["secrets"],
+                                   "verbs": ["get"]}]
+    assert container_env(find(docs, "Deployment", "df"))["DESKFLEET_CHECK_TLS_SECRETS"] == \
+        "true"
+    docs = render(bed, "--set", "checkTlsSecrets=false")
+    assert secret_rules(docs) == []
+    assert container_env(find(docs, "Deployment", "df"))["DESKFLEET_CHECK_TLS_SECRETS"] == \
+        "false"
+
+
 def test_portal_objects_render_with_defaults(bed: Bed) -> None:
     docs = render(bed, "-n", "deskfleet-system")
     portal = portal_docs(docs)
@@ -599,7 +616,13 @@ def test_install_rbac_upgrade_uninstall(bed: Bed, release: str, namespace: str,
     try:
         bed.apply(example_docs(namespace))
         converge(bed, namespace)
-        assert bed.get("ingress", "epr", namespace) is not None
+        assert bed.get("httproute", "epr", namespace) is not None
+        assert bed.get("ingress", "intranet", namespace) is not None
+        # The TLS Secret its Ingress names is checked with the grant (and missing here).
+        wait_until(lambda: any(
+            c["type"] == "Degraded" and "Secret workspace-tls does not exist" in c["message"]
+            for c in (bed.get("papp", "intranet", namespace) or {}).get(
+                "status", {}).get("conditions", [])), what="intranet's TLS Secret reported")
         assert bed.get("role", "clinical-desktop-agent", namespace) is not None
     finally:
         proc.terminate()
@@ -610,6 +633,9 @@ def test_install_rbac_upgrade_uninstall(bed: Bed, release: str, namespace: str,
     def can(*args: str) -> str:
         return can_i(bed, env, *args)
     assert can("list", "secrets", "-n", namespace) == "no"
+    # The TLS Secrets apps name: by name only (metadata asked), never enumerated.
+    assert can("get", "secrets", "-n", namespace) == "yes"
+    assert can("watch", "secrets", "-n", namespace) == "no"
     assert can("create", "pods", "-n", namespace) == "no"
     assert can("delete", "sessionhostpools", "-n", namespace) == "no"
     assert can("patch", "nodes") == "no"
