@@ -355,3 +355,25 @@ def test_the_decision_of_a_paused_pool_writes_nothing_on_hosts() -> None:
     kube = FakeKube()
     result = scale_pool(kube, spec(paused=True), deployment(1), seen([pod("a", 8)]), Memory())
     assert kube.writes == [] and result.decision.reason == "autoscaling is paused"
+
+
+def test_until_the_portal_first_answers_a_pass_sees_no_launch_not_no_signal(
+        monkeypatch: Any) -> None:
+    """Else every pool scaled to zero would get a host at each operator restart."""
+    import time as clock
+
+    from deskfleet.controllers.pool_demand import pool_demand
+    from deskfleet.controllers.runtime import RUNTIME
+
+    settings = Settings(portal_stats_urls=["http://portal:9090/v1/stats"])
+    monkeypatch.setattr(RUNTIME, "settings", settings)
+    monkeypatch.setattr(RUNTIME, "portal_stats_seen", (0.0, 0))
+    assert pool_demand(NS, "desk") == (Demand(), None)  # just started: not known yet
+    monkeypatch.setattr(RUNTIME, "portal_stats_seen", (clock.monotonic(), 0))
+    demand, why = pool_demand(NS, "desk")
+    assert demand is None and why and "no portal replica answered" in why
+    monkeypatch.setattr(RUNTIME, "portal_stats_seen", (clock.monotonic(), 2))
+    assert pool_demand(NS, "desk") == (Demand(), "")
+    monkeypatch.setattr(RUNTIME, "settings", Settings())
+    demand, why = pool_demand(NS, "desk")
+    assert demand is None and why and "no portal to read launches from" in why

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +16,8 @@ from . import fanout
 from .apps import AppSnapshot, CatalogSnapshot, live_route_pool, reconcile_app, reconcile_catalog
 from .outcome import Outcome
 from .policies import PolicySnapshot, known_app_groups, reconcile_policy
+from .pool_demand import pool_demand
 from .pools import PoolSnapshot, forget_pool, reconcile_pool
-from .portal_stats import demand_signal
 from .runtime import RUNTIME
 from .status import GONE
 
@@ -60,10 +59,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
             return None  # deleted: the garbage collector removes its children
         apps = [a for a in (cache.app(namespace, n) for n in cache.apps_of_pool(namespace, name))
                 if a is not None]
-        # The portal's counts change on the event loop (portal_stats.collect): read here.
-        signal = demand_signal()
-        demand = None if signal else RUNTIME.portal_stats.demand(namespace, name,
-                                                                 time.monotonic())
+        demand, signal = pool_demand(namespace, name)
         pool_snap = PoolSnapshot(body, cache.children(namespace, kind, name),
                                  cache.pods(namespace, name), apps,
                                  cache.policies_in(namespace), _policies_version(namespace),
