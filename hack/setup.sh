@@ -20,6 +20,11 @@ command -v promtool >/dev/null || need_apt+=(prometheus)  # alert rule tests, e2
 for font in fonts-liberation fonts-dejavu-core; do
   dpkg -s "$font" >/dev/null 2>&1 || need_apt+=("$font")
 done
+# The reference VNC session host (hosts/vnc-desktop) the desktop end-to-end test runs:
+# TigerVNC's Xvnc, websockify and noVNC, and Tk for the programs inside its desktops.
+for pkg in tigervnc-standalone-server websockify python3-websockify novnc python3-tk; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if ((${#need_apt[@]})); then
   echo "[setup] installing Debian packages: ${need_apt[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -27,11 +27,13 @@ CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @contextlib.contextmanager
 def chromium(workdir: Path | None = None, *, executable: str = CHROMIUM,
-             timeout_ms: float = 15_000, hosts: dict[str, str] | None = None
-             ) -> Iterator[BrowserContext]:
+             timeout_ms: float = 15_000, hosts: dict[str, str] | None = None,
+             args: tuple[str, ...] = ()) -> Iterator[BrowserContext]:
     """A headless Chromium with a new, empty profile, closed when the block ends.
     `hosts` maps host names to loopback addresses (no DNS here), e.g.
-    {"workspace.test": "127.0.0.1"}."""
+    {"workspace.test": "127.0.0.1"}, or to an address and a port: Chromium's rules then
+    send every URL of that host, whatever port it names, to that port. `args`: more
+    command-line switches."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -40,7 +42,7 @@ def chromium(workdir: Path | None = None, *, executable: str = CHROMIUM,
         playwright = stack.enter_context(sync_playwright())
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=executable, headless=True,
-            args=[*CHROMIUM_ARGS, *(
+            args=[*CHROMIUM_ARGS, *args, *(
                 [f"--host-resolver-rules={', '.join(f'MAP {h} {a}' for h, a in hosts.items())}"]
                 if hosts else [])])
         stack.callback(context.close)

@@ -5,8 +5,10 @@ with Traefik's published ClusterRoles, a bound token, the bed's CA.
 It reads, from every namespace:
 - Gateway API (`kubernetesGateway`, with `nativeLBByDefault`: it dials a Service's
   ClusterIP, since EndpointSlices cannot hold the loopback addresses the stand-in hosts
-  listen on) through its GatewayClass and one Gateway whose listener is the `web`
-  entrypoint, 127.0.0.1:<free port>;
+  listen on) through its GatewayClass and one Gateway whose listeners are the `web`
+  entrypoint, 127.0.0.1:<free port>, and `web-short-timeouts`, another port whose
+  responding timeouts are all SHORT_TIMEOUT_SECONDS (a route without a sectionName is
+  served on both);
 - traefik.io objects (`kubernetesCRD`): Middlewares an HTTPRoute's ExtensionRef filter
   names (forwardAuth, ...);
 - Ingresses with ingress-nginx annotations (`kubernetesIngressNGINX`, IngressClass
@@ -37,6 +39,10 @@ from .process import free_port, log_tail, running, wait_until
 
 GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
 INGRESS_NGINX_CONTROLLER = "k8s.io/ingress-nginx"
+# A second entrypoint (and Gateway listener) whose responding timeouts are all this short,
+# so a test can show in seconds what Traefik's defaults (readTimeout 60 s, idleTimeout
+# 180 s) would take minutes to show: which connections they cut, and which they do not.
+SHORT_TIMEOUT_SECONDS = 5
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Traefik:
     gateway: str
     gateway_class: str
     log_path: Path
+    short_timeouts_port: int = 0  # entrypoint `web-short-timeouts` (SHORT_TIMEOUT_SECONDS)
 
     def parent_ref(self, section: str | None = None) -> dict[str, Any]:
         """An HTTPRoute parentRef to the Gateway this Traefik serves."""
@@ -150,14 +157,21 @@ def install_access(bed: Any, bin_dir: Path, namespace: str,
 
 
 def static_config(*, web_port: int, api_port: int, endpoint: str, token_file: Path,
-                  ca_file: Path) -> dict[str, Any]:
+                  ca_file: Path, short_port: int = 0) -> dict[str, Any]:
     """Traefik's static configuration for the test bed."""
     access = {"endpoint": endpoint, "token": str(token_file),
               "certAuthFilePath": str(ca_file)}
+    short = f"{SHORT_TIMEOUT_SECONDS}s"
+    entry_points: dict[str, Any] = {"web": {"address": f"127.0.0.1:{web_port}"},
+                                    "traefik": {"address": f"127.0.0.1:{api_port}"}}
+    if short_port:
+        entry_points["web-short-timeouts"] = {
+            "address": f"127.0.0.1:{short_port}",
+            "transport": {"respondingTimeouts": {"readTimeout": short, "writeTimeout": short,
+                                                 "idleTimeout": short}}}
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "entryPoints": {"web": {"address": f"127.0.0.1:{web_port}"},
-                        "traefik": {"address": f"127.0.0.1:{api_port}"}},
+        "entryPoints": entry_points,
         "ping": {"entryPoint": "traefik"},
         "api": {"insecure": True, "dashboard": False},
         "log": {"level": "DEBUG", "noColor": True},
@@ -185,11 +199,11 @@ def running_traefik(bed: Any, bin_dir: Path, workdir: Path, *,
     token_file = workdir / "token"
     token_file.write_text(token)
     endpoint, ca_file = _cluster_access(bed.kubeconfig, workdir)
-    web_port, api_port = free_port(), free_port()
+    web_port, api_port, short_port = free_port(), free_port(), free_port()
     config_file = workdir / "traefik.yaml"
     config_file.write_text(yaml.safe_dump(static_config(
         web_port=web_port, api_port=api_port, endpoint=endpoint, token_file=token_file,
-        ca_file=ca_file)))
+        ca_file=ca_file, short_port=short_port)))
     # The listener's port is how Traefik maps a Gateway listener to its entrypoint.
     bed.apply([
         {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
@@ -197,8 +211,9 @@ def running_traefik(bed: Any, bin_dir: Path, workdir: Path, *,
         {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
          "metadata": {"name": gateway, "namespace": namespace},
          "spec": {"gatewayClassName": gateway_class, "listeners": [{
-             "name": "web", "protocol": "HTTP", "port": web_port,
-             "allowedRoutes": {"namespaces": {"from": "All"}}}]}},
+             "name": name, "protocol": "HTTP", "port": port,
+             "allowedRoutes": {"namespaces": {"from": "All"}}}
+             for name, port in (("web", web_port), ("short-timeouts", short_port))]}},
     ])
     log_path = workdir / "traefik.log"
 
@@ -213,7 +228,8 @@ def running_traefik(bed: Any, bin_dir: Path, workdir: Path, *,
     with running(argv, log_path, ready=ping, what="traefik", timeout=60):
         traefik = Traefik(url=f"http://127.0.0.1:{web_port}", port=web_port,
                           api_url=f"http://127.0.0.1:{api_port}", namespace=namespace,
-                          gateway=gateway, gateway_class=gateway_class, log_path=log_path)
+                          gateway=gateway, gateway_class=gateway_class, log_path=log_path,
+                          short_timeouts_port=short_port)
 
         def programmed() -> bool:
             gw = bed.get("gateway", gateway, namespace) or {}
