@@ -219,3 +219,41 @@ def test_the_glue_runs_on_the_standard_library_where_it_says_so() -> None:
     host_dir = Path(__file__).resolve().parents[2] / "hosts" / "vnc-desktop"
     subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, "
                     f"{str(host_dir)!r}); {code}"], check=True)
+
+
+# --- the image and the example beside the operator ----------------------------------------
+
+HOST_DIR = Path(__file__).resolve().parents[2] / "hosts" / "vnc-desktop"
+
+
+def test_the_hosts_defaults_are_where_the_operator_mounts_the_contract() -> None:
+    from deskfleet.render import pool
+
+    settings = supervisor.parse_args([])
+    assert str(settings.report) == pool.HOST_REPORT_FILE
+    assert str(settings.drain_dir) == pool.DRAIN_MOUNT
+    assert str(settings.host_config) == f"{pool.CONFIG_MOUNT}/{pool.HOST_CONFIG_KEY}"
+    assert "DESKFLEET_VNC_LISTEN=0.0.0.0:6080" in (HOST_DIR / "Dockerfile").read_text()
+
+
+def test_the_example_renders_and_the_host_reads_the_config_the_operator_renders(
+        tmp_path: Path) -> None:
+    from deskfleet.render.offline import render_files
+
+    objects = render_files([HOST_DIR / "examples"])
+    by_kind = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    deployment = by_kind[("Deployment", "ward-desktop")]
+    host, agent = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in host["env"]}
+    route = by_kind[("HTTPRoute", "ward-desktop")]
+    assert env["DESKFLEET_VNC_PATH"] == route["spec"]["rules"][0]["matches"][0]["path"]["value"]
+    assert host["ports"][0]["containerPort"] == 6080
+    assert "--session-source" in agent["args"] and "host" in agent["args"]
+    config = by_kind[("ConfigMap", "ward-desktop-host-config")]["data"]["host.json"]
+    (tmp_path / "host.json").write_text(config)
+    assert web.read_host_config(tmp_path / "host.json")["sessionsPerHost"] == 4
+    pool_baseline = controls.baseline(json.loads(config))
+    assert pool_baseline == controls.Controls(clipboard_to_host=True, file_upload=True,
+                                              idle_timeout_seconds=1800,
+                                              max_session_seconds=12 * 3600)
+    assert controls.refusals(pool_baseline, can_record=False) == []
