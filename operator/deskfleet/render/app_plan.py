@@ -74,8 +74,8 @@ def _unresolved(app: App, facts: RouteFacts, keep: bool) -> Cond:
         reason = "PoolInOtherNamespace"
         message = (f"spec.poolRef.name: SessionHostPool {ref} is in namespace {places}, not "
                    f"in {namespace}: an app can only use a pool in its own namespace "
-                   "(cross-namespace references are not allowed). Create the app in the "
-                   f"pool's namespace, or a pool named {ref} in {namespace}.")
+                   f"(cross-namespace references are not allowed). Create the app in {places}, "
+                   f"a pool named {ref} in {namespace}, or correct poolRef.")
     else:
         reason = "PoolNotFound"
         message = (f"spec.poolRef.name: SessionHostPool {ref} does not exist in namespace "
