@@ -380,7 +380,11 @@ def test_until_the_portal_first_answers_a_pass_sees_no_launch_not_no_signal(
     settings = Settings(portal_stats_urls=["http://portal:9090/v1/stats"])
     monkeypatch.setattr(RUNTIME, "settings", settings)
     monkeypatch.setattr(RUNTIME, "portal_stats_seen", (0.0, 0))
+    monkeypatch.setattr(RUNTIME.portal_stats, "started", datetime.now(UTC))
     assert pool_demand(NS, "desk") == (Demand(), None)  # just started: not known yet
+    monkeypatch.setattr(RUNTIME.portal_stats, "started",
+                        datetime.now(UTC) - timedelta(minutes=1))
+    assert pool_demand(NS, "desk")[0] is None  # the portal never answered
     monkeypatch.setattr(RUNTIME, "portal_stats_seen", (clock.monotonic(), 0))
     demand, why = pool_demand(NS, "desk")
     assert demand is None and why and "no portal replica answered" in why
