@@ -77,6 +77,10 @@ class Handler(ProxyRequestHandler):
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        # A refused upload's body is never read: the connection cannot carry another
+        # request (the gateway keeps its connections to the host alive), so it closes.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -251,10 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.umask(0o077)  # recordings and uploads: readable by this user only
     host, _, port = args.listen.rpartition(":")
+    # No TLS here (the gateway terminates it): no certificate, so websockify says so.
     server = WebSocketProxy(RequestHandlerClass=Handler, listen_host=host,
                             listen_port=int(port), web=args.novnc, file_only=True,
-                            target_host="127.0.0.1", target_port=1)
+                            cert="/nonexistent/no-tls.pem", target_host="127.0.0.1",
+                            target_port=1)
     server.deskfleet = args
     server.start_server()
     return 0

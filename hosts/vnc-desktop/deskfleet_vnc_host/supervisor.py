@@ -70,6 +70,7 @@ class Settings:
     recordings: Path | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
     desktops: int | None = None  # None: the host config's sessionsPerHost
+    max_disconnected_seconds: int = 0  # end a desktop nobody has viewed this long; 0: never
     xvnc: str = "Xvnc"
     stop_grace_seconds: float = 10.0
     proc_net: Path = Path("/proc/net")
@@ -184,6 +185,8 @@ class Supervisor:
         shutil.rmtree(home, ignore_errors=True)
         (home / "Transfer").mkdir(parents=True, mode=0o700)
         params = [f"-{k}={v}" for k, v in xvnc_settings(controls).items()]
+        if s.max_disconnected_seconds:  # Xvnc exits; the desktop then ends with it
+            params.append(f"-MaxDisconnectionTime={s.max_disconnected_seconds}")
         xvnc = subprocess.Popen(
             [s.xvnc, f":{display}", "-rfbport", str(port), "-interface", "127.0.0.1",
              "-localhost", "-SecurityTypes", "None", "-geometry", s.geometry,
@@ -420,6 +423,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                    help="record sessions whose controls require it here (websockify's "
                    "recorder); without it such sessions are refused")
     p.add_argument("--max-upload-bytes", type=int, default=50 * 1024 * 1024)
+    p.add_argument("--max-disconnected-seconds", type=int,
+                   default=int(env("DESKFLEET_VNC_MAX_DISCONNECTED_SECONDS", "0")),
+                   help="end a desktop that has had no viewer this long (0: never; a "
+                   "disconnected desktop is kept for its user)")
     p.add_argument("--xvnc", default="Xvnc")
     a = p.parse_args(argv)
 
@@ -433,7 +440,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         drain_dir=path(a.drain_dir), host_config=path(a.host_config),
         home_base=path(a.home_base), control_socket=path(a.control_socket),
         novnc=path(a.novnc), recordings=path(a.recordings) if a.recordings else None,
-        max_upload_bytes=a.max_upload_bytes, desktops=a.desktops, xvnc=a.xvnc)
+        max_upload_bytes=a.max_upload_bytes, desktops=a.desktops,
+        max_disconnected_seconds=a.max_disconnected_seconds, xvnc=a.xvnc)
 
 
 def main(argv: list[str] | None = None) -> int:
