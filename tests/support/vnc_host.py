@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shlex
 import socket
 import sys
@@ -35,12 +36,17 @@ HOST_PACKAGE = REPO / "hosts" / "vnc-desktop"
 DEBIAN_PYTHON = "/usr/bin/python3"  # with python3-websockify and python3-tk
 
 
-def free_display(start: int = 150) -> int:
-    """An X display number no X server on this machine holds."""
-    for n in range(start, start + 200):
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            return n
-    raise AssertionError("no free X display number")
+def free_display(count: int = 8) -> int:
+    """The first of `count` X display numbers no X server on this machine holds (a host
+    uses one per desktop), from a random start so that runs side by side do not meet."""
+    def free(n: int) -> bool:
+        return not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists()
+
+    for _ in range(200):
+        start = random.randrange(100, 1000, count)
+        if all(free(n) for n in range(start, start + count)):
+            return start
+    raise AssertionError("no free X display numbers")
 
 
 def downward_api_annotations(annotations: dict[str, str]) -> str:
