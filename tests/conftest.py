@@ -115,11 +115,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-@pytest.fixture(scope="session")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+def open_bed(directory: Path) -> Bed:
+    """The test bed in `directory` (started unless it runs), with the CRDs the tests
+    need: deskfleet's, Gateway API's and Traefik's, and the example hospital's
+    cluster-scoped parts."""
     testbed = _load_testbed_module()
-    directory = Path(os.environ.get("DESKFLEET_TESTBED_DIR") or
-                     tmp_path_factory.mktemp("testbed"))
     state = testbed.up(directory, nodes=3)
     env = {**os.environ, "KUBECONFIG": state.kubeconfig}
     if state.bin:
@@ -135,6 +135,15 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     b.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     # Cluster-scoped parts of the example hospital (the PriorityClass its PACS pool uses).
     b.kubectl("apply", "--server-side", "-f", str(EXAMPLES / "00-namespace.yaml"))
+    return b
+
+
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    testbed = _load_testbed_module()
+    directory = Path(os.environ.get("DESKFLEET_TESTBED_DIR") or
+                     tmp_path_factory.mktemp("testbed"))
+    b = open_bed(directory)
     try:
         yield b
     finally:

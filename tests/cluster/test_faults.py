@@ -26,20 +26,25 @@ import pytest
 import yaml
 
 from ..conftest import Bed, Operator, _load_testbed_module, example_docs, wait_until
+from ..support.faults import (
+    API,
+    CHILD_KINDS,
+    MANAGED,
+    assert_clean,
+    catalog_apps,
+    failures,
+    fleet,
+    log_size,
+    new_namespace,
+    parents,
+    records,
+    starts,
+    wait_converged,
+)
 from .test_autoscaling import Agents, hosts, pool_manifest, ready_hosts
-from .test_reconcile import CHILD_KINDS
 
 SEED = int(os.environ.get("DESKFLEET_FAULT_SEED", "20261124"))
-API = "deskfleet.io/v1alpha1"
-PARENT_KINDS = "sessionhostpools,publishedapps,accesspolicies"
-MANAGED = "app.kubernetes.io/managed-by=deskfleet"
-CATALOG = "deskfleet-catalog"
-POOL_CHILD_KINDS = Counter(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
-                            "Service", "PodDisruptionBudget", "NetworkPolicy"])
-ROUTE_KINDS = {"Ingress", "HTTPRoute"}
 
-
-# --- reporting and the operator's log ----------------------------------------------------
 
 def say(capsys: pytest.CaptureFixture[str], message: str) -> None:
     """Straight to the terminal: the counts belong in CI logs, with or without -s."""
@@ -47,172 +52,10 @@ def say(capsys: pytest.CaptureFixture[str], message: str) -> None:
         print(f"\n[faults] {message}", flush=True)
 
 
-def records(op: Operator, since: int = 0) -> list[dict[str, Any]]:
-    """The operator's JSON log lines from line `since` on (anything else kept as raw)."""
-    out = []
-    for line in op.logs().splitlines()[since:]:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            out.append({"message": line, "severity": "raw"})
-    return out
-
-
-def log_size(op: Operator) -> int:
-    return len(op.logs().splitlines())
-
-
-def starts(op: Operator) -> int:
-    return sum(1 for r in records(op) if r["message"] == "Activity 'start' succeeded.")
-
-
-def failures(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Reconciles that did not complete, errors other than Kopf retrying a request (what
-    an API server outage looks like), tracebacks, and lines that are not JSON."""
-    return [r for r in recs if r["message"] in ("reconcile incomplete, will retry",
-                                                "reconcile failed")
-            or (r["severity"] == "error" and not r["message"].startswith("Request attempt"))
-            or r["severity"] == "raw" or "Traceback" in json.dumps(r)]
-
-
 def operator_metrics(op: Operator) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{op.metrics_port}/metrics",
                                 timeout=5) as r:
         return str(r.read().decode())
-
-
-# --- generated fleets --------------------------------------------------------------------
-
-def fleet(namespace: str, prefix: str, pools: int, apps_per_pool: int,
-          policies: int = 1) -> list[dict[str, Any]]:
-    """Small pools (one host each), their apps, and policies that allow them all."""
-    docs: list[dict[str, Any]] = []
-    for i in range(pools):
-        pool = f"{prefix}-pool-{i}"
-        docs.append({"apiVersion": API, "kind": "SessionHostPool",
-                     "metadata": {"name": pool, "namespace": namespace},
-                     "spec": {"image": "registry.example/desktop:1", "protocol": "rdp",
-                              "sessionsPerHost": 4,
-                              "scaling": {"minHosts": 1, "maxHosts": 3}}})
-        for j in range(apps_per_pool):
-            app = f"{prefix}-app-{i}-{j}"
-            docs.append({"apiVersion": API, "kind": "PublishedApp",
-                         "metadata": {"name": app, "namespace": namespace,
-                                      "labels": {"tier": "fault-test"}},
-                         "spec": {"displayName": app, "poolRef": {"name": pool},
-                                  "gateway": {"host": "faults.example", "path": f"/{app}",
-                                              "ingressClassName": "nginx"}}})
-    for k in range(policies):
-        docs.append({"apiVersion": API, "kind": "AccessPolicy",
-                     "metadata": {"name": f"{prefix}-policy-{k}", "namespace": namespace},
-                     "spec": {"subjects": {"groups": [f"staff-{k}"]},
-                              "apps": {"selector": {"matchLabels": {"tier": "fault-test"}}}}})
-    return docs
-
-
-def new_namespace(bed: Bed, name: str) -> str:
-    bed.kubectl("create", "namespace", name)
-    wait_until(lambda: "default" in bed.kubectl("get", "sa", "-n", name, "-o", "name",
-                                                check=False).stdout, what="default SA")
-    return name
-
-
-# --- convergence and the children audit --------------------------------------------------
-
-def is_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    return status.get("observedGeneration") == obj["metadata"].get("generation") and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
-
-
-def parents(bed: Bed, ns: str) -> list[dict[str, Any]]:
-    return bed.list(PARENT_KINDS, ns)
-
-
-def wait_converged(bed: Bed, ns: str, timeout: float = 90) -> list[dict[str, Any]]:
-    """Every pool, app and policy Ready for its current generation; returns them."""
-    def converged() -> list[dict[str, Any]] | str:
-        items = parents(bed, ns)
-        waiting = [f"{o['kind']}/{o['metadata']['name']}" for o in items if not is_ready(o)]
-        return items if items and not waiting else f"not Ready: {waiting[:8]}"
-
-    def check() -> list[dict[str, Any]] | None:
-        out = converged()
-        return out if isinstance(out, list) else None
-
-    try:
-        result: list[dict[str, Any]] = wait_until(check, timeout=timeout, interval=0.5,
-                                                  what=f"everything in {ns} Ready")
-    except AssertionError:
-        raise AssertionError(f"{ns} did not converge in {timeout}s: {converged()}") from None
-    return result
-
-
-def audit(bed: Bed, ns: str) -> tuple[list[str], int]:
-    """Problems with the children of the namespace's pools and apps, and how many objects
-    were looked at. Exactly the rendered set per parent (no duplicates, nothing missing),
-    every child owned by exactly one live parent (no orphans), and one ReplicaSet per
-    Deployment (no rollout the faults caused: the tests change no pod template)."""
-    owners = {o["metadata"]["uid"]: o for o in parents(bed, ns)}
-    kids = bed.list(CHILD_KINDS, ns, MANAGED)
-    problems: list[str] = []
-    per_owner: dict[str, Counter[str]] = {uid: Counter() for uid, o in owners.items()
-                                          if o["kind"] != "AccessPolicy"}
-    catalogs = 0
-    for kid in kids:
-        meta = kid["metadata"]
-        what = f"{kid['kind']}/{meta['name']}"
-        if meta.get("deletionTimestamp"):
-            problems.append(f"{what} is being deleted")
-            continue
-        if meta["name"] == CATALOG:
-            catalogs += 1
-            continue
-        refs = [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
-        if len(refs) != 1:
-            problems.append(f"{what} has {len(refs)} controller references")
-        elif refs[0]["uid"] not in owners:
-            problems.append(f"{what} is an orphan: its owner {refs[0]['kind']}/"
-                            f"{refs[0]['name']} ({refs[0]['uid']}) is gone")
-        else:
-            owner = owners[refs[0]["uid"]]
-            per_owner[refs[0]["uid"]][kid["kind"]] += 1
-            if meta["labels"].get("deskfleet.io/owner-name") != owner["metadata"]["name"]:
-                problems.append(f"{what}'s labels name another owner")
-    for uid, kinds in per_owner.items():
-        owner = owners[uid]
-        name = f"{owner['kind']}/{owner['metadata']['name']}"
-        if owner["kind"] == "SessionHostPool" and kinds != POOL_CHILD_KINDS:
-            problems.append(f"{name} has children {dict(kinds)}")
-        if owner["kind"] == "PublishedApp" and (sum(kinds.values()) != 1 or
-                                                not set(kinds) <= ROUTE_KINDS):
-            problems.append(f"{name} has children {dict(kinds)}")
-    if any(o["kind"] == "PublishedApp" for o in owners.values()) and catalogs != 1:
-        problems.append(f"{catalogs} catalogs")
-    replicasets = Counter(
-        rs["metadata"]["ownerReferences"][0]["name"] for rs in bed.list("replicasets", ns)
-        if rs["metadata"].get("ownerReferences"))
-    for name, count in replicasets.items():
-        if count != 1:
-            problems.append(f"Deployment/{name} has {count} ReplicaSets (an unwanted rollout)")
-    return problems, len(kids) + len(owners) + sum(replicasets.values())
-
-
-def assert_clean(bed: Bed, ns: str, timeout: float = 60) -> int:
-    """Wait until the audit finds nothing (the garbage collector may still be at work);
-    returns the number of objects checked."""
-    last: tuple[list[str], int] = ([], 0)
-
-    def clean() -> bool:
-        nonlocal last
-        last = audit(bed, ns)
-        return not last[0]
-
-    try:
-        wait_until(clean, timeout=timeout, interval=0.5, what="a clean audit")
-    except AssertionError:
-        raise AssertionError("children audit:\n  " + "\n  ".join(last[0])) from None
-    return last[1]
 
 
 # --- 1. SIGKILL at random points of a large rollout --------------------------------------
@@ -271,12 +114,6 @@ def test_operator_killed_at_random_points_of_a_rollout_converges_cleanly(
 
 
 # --- 2. the API server and etcd restarted under a running operator ------------------------
-
-def catalog_apps(bed: Bed, ns: str) -> set[str]:
-    cm = bed.get("configmap", CATALOG, ns) or {}
-    document = json.loads((cm.get("data") or {}).get("catalog.json") or "{}")
-    return {app["name"] for app in document.get("apps", [])}
-
 
 def _changes_reach_the_cluster(bed: Bed, ns: str, round_: int) -> int:
     """Changes after an outage, each needing another watch stream to have recovered: a

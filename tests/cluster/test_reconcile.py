@@ -14,9 +14,8 @@ import yaml
 from deskfleet.kube.compare import is_subset
 
 from ..conftest import PORTAL_URL, Bed, Operator, example_docs, wait_until
+from ..support.faults import CHILD_KINDS
 
-CHILD_KINDS = "deployments,services,poddisruptionbudgets,networkpolicies,ingresses," \
-              "httproutes,configmaps,serviceaccounts,roles,rolebindings"
 POOLS = ("clinical-desktop", "ehr-web", "pacs-viewer")
 
 
