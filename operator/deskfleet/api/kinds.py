@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .accesspolicy import AccessPolicySpec, AccessPolicyStatus
 from .common import GROUP, VERSION, Model
@@ -25,7 +26,7 @@ class Kind:
     description: str
     spec: type[Model]
     status: type[Model]
-    columns: list[dict[str, str]]
+    columns: list[dict[str, Any]]
     selectable_fields: list[str] = field(default_factory=list)
 
     @property
@@ -52,12 +53,17 @@ SESSION_HOST_POOL = Kind(
     columns=[
         {"name": "Hosts", "type": "string", "jsonPath": ".status.hosts",
          "description": "Ready hosts / desired hosts."},
+        {"name": "Updated", "type": "string", "jsonPath": ".status.updated",
+         "description": "Hosts of the current revision / all hosts: below 100%, a "
+         "rollout is waiting for sessions on outdated hosts to end."},
         {"name": "Sessions", "type": "integer", "jsonPath": ".status.sessions"},
         {"name": "Capacity", "type": "integer", "jsonPath": ".status.capacity"},
         {"name": "Util%", "type": "integer", "jsonPath": ".status.utilizationPercent"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         READY_COLUMN,
         AGE_COLUMN,
+        {"name": "Revision", "type": "string", "jsonPath": ".status.revision",
+         "priority": 1, "description": "The current revision of the hosts' template."},
     ],
 )
 

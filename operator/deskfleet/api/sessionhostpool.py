@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from .common import (
     Cidr,
@@ -304,6 +305,66 @@ class Agent(Model):
     ]
 
 
+_SURGE_PERCENT = r"^([1-9][0-9]?|100)%$"
+
+
+_SURGE_MESSAGE = "maxSurge must be 1 to 1000 hosts, or a percentage from 1% to 100%"
+
+
+def _check_surge(value: int | str) -> int | str:
+    if isinstance(value, int) and not 1 <= value <= 1000:
+        raise ValueError(_SURGE_MESSAGE)
+    if isinstance(value, str) and not re.fullmatch(_SURGE_PERCENT, value):
+        raise ValueError(_SURGE_MESSAGE)
+    return value
+
+
+Surge = Annotated[int | str, AfterValidator(_check_surge), WithJsonSchema({
+    "x-kubernetes-int-or-string": True,
+    "description": "A number of hosts (1-1000) or a percentage such as `25%`."})]
+
+
+class Update(Model):
+    """How a change that restarts hosts (image, command, env, resources, placement, the
+    agent) rolls out without cutting anyone's session: hosts of the new revision take
+    every new logon; hosts of older revisions stop taking logons, keep their sessions,
+    and leave once they report none (docs/operations.md, "Patching")."""
+
+    max_surge: Surge = "25%"
+    """New-revision hosts started ahead of demand while outdated hosts remain, so that
+    users who log off an outdated host find an updated one ready; also how far above
+    maxHosts the pool may go meanwhile. A number of hosts, or a percentage of the
+    outdated hosts (rounded up)."""
+    drain_deadline: Duration | None = None
+    """Log the users still on an outdated host off this long after it stopped taking
+    logons: they are told the deadline in a notice when it stops, and the host is asked
+    to log them off once it has passed. Unset: outdated hosts stay until their last
+    session ends, however long that takes."""
+    urgent: bool = False
+    """A critical fix: every outdated host's users are logged off at most urgentDeadline
+    after they are told (an earlier announced deadline stands; a later one is brought
+    forward, with a new notice)."""
+    urgent_deadline: Duration = "15m"
+    """The notice users of outdated hosts get in urgent mode."""
+    message: NoticeMessage = (
+        "This desktop is being updated. Please save your work and log off when you can; "
+        "your next logon will land on an updated host."
+    )
+    """The notice shown in the sessions of an outdated host; the deadline, if any, is
+    shown with it."""
+    paused: bool = False
+    """Hold new revisions: a change that restarts hosts waits (the hosts keep the
+    revision they run) until this is false again. A rollout already under way goes on;
+    to stop one, revert the change (rollback)."""
+
+    cel_rules: ClassVar[list[dict[str, str]]] = [
+        {"rule": "!has(self.maxSurge) || (type(self.maxSurge) == int"
+                 " ? (self.maxSurge >= 1 && self.maxSurge <= 1000)"
+                 f" : self.maxSurge.matches('{_SURGE_PERCENT}'))",
+         "message": _SURGE_MESSAGE, "fieldPath": ".maxSurge"},
+    ]
+
+
 class SessionHostPoolSpec(Model):
     """The desired state of a pool of session hosts."""
 
@@ -335,6 +396,9 @@ class SessionHostPoolSpec(Model):
     """Session-aware autoscaling."""
     agent: Agent = Agent()
     """The session-counting sidecar."""
+    update: Update = Update()
+    """How a change that restarts hosts rolls out: without cutting sessions, with an
+    optional deadline, urgently, or held."""
 
     cel_rules: ClassVar[list[dict[str, str]]] = [
         {"rule": "!has(self.port) || self.port != 15090",
@@ -359,6 +423,34 @@ class LastScaling(Model):
     """The host count after."""
     reason: str
     """Why, in words."""
+
+
+class OutdatedHost(Model):
+    """The outdated host that has been waiting longest for its sessions to end."""
+
+    name: str
+    """The host (pod)."""
+    created_at: str
+    """When it was created (RFC 3339): its age."""
+    draining_since: str | None = None
+    """When it stopped taking logons."""
+    deadline: str | None = None
+    """When its users are logged off, if a deadline was announced."""
+
+
+class RolloutStatus(Model):
+    """Where the pool's rollout to its current revision stands."""
+
+    started_at: str | None = None
+    """When the current revision became current."""
+    outdated_revisions: list[str] = []
+    """Revisions whose hosts are still draining."""
+    oldest_outdated_host: OutdatedHost | None = None
+    """The outdated host that has been waiting longest."""
+    past_deadline_hosts: int | None = None
+    """Outdated hosts whose deadline has passed (their users are being logged off)."""
+    pending_revision: str | None = None
+    """A revision held back by spec.update.paused."""
 
 
 class SessionHostPoolStatus(Model):
@@ -404,3 +496,14 @@ class SessionHostPoolStatus(Model):
     """Why the pool has the hosts it has, as of the last pass."""
     surplus_since: str | None = None
     """When the current surplus of capacity began; scale-in waits scaleInDelay from it."""
+    revision: str | None = None
+    """The current revision: a hash of the hosts' pod template. Hosts of other revisions
+    are outdated."""
+    updated_hosts: int | None = None
+    """Hosts of the current revision."""
+    outdated_hosts: int | None = None
+    """Hosts of older revisions, waiting for their sessions to end."""
+    updated: str | None = None
+    """`updated/all` hosts, for `kubectl get`."""
+    rollout: RolloutStatus | None = None
+    """The rollout under way, if any."""

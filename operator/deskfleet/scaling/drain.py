@@ -8,9 +8,12 @@ passed the host is asked to log everyone off. The pod is removed only when the h
 reports no session, or when it has had `logoffTimeout` to log them off.
 
 The deadline is written on the pod when it is given and read back from there: it never
-moves, an operator restart loses none, and a schedule phase that ends does not take
-back what users were told. Only a pool that no longer allows forced logoff at all (in
-its drain settings or any phase) withdraws announced deadlines — the way to stop one.
+moves later, an operator restart loses none, and a schedule phase that ends does not
+take back what users were told. Only a pool that no longer allows forced logoff at all
+(in its drain settings, any phase or its update settings) withdraws announced deadlines
+— the way to stop one. One thing brings a deadline forward: an urgent rollout (a
+critical fix) caps every outdated host's deadline at `urgent` from the moment it is in
+force, so its users still get at least that much notice.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class DrainPolicy:
     message: str
     logoff_timeout: timedelta
     force_allowed: bool  # does the pool allow forced logoff at all, in any phase?
+    urgent: timedelta | None = None  # an urgent rollout: no deadline later than now + this
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def deadline(host: Host, policy: DrainPolicy, now: datetime) -> datetime | None:
     if not policy.force_allowed:
         return None
     if host.logoff_deadline is not None:
+        if policy.urgent is not None and host.logoff_deadline > now + policy.urgent:
+            return now + policy.urgent  # brought forward, with a new notice
         return host.logoff_deadline
     return now + policy.grace if policy.force_logoff else None
 

@@ -23,6 +23,7 @@ class Host:
     drain_message: str | None = None  # the notice its users were given, if any
     logoff_deadline: datetime | None = None  # announced in the notice; None: no forced logoff
     logoff_requested_at: datetime | None = None  # when the host was told to log users off
+    revision: str = ""  # the pod template it runs (render/revision.py)
 
     def fresh(self, now: datetime, max_age_seconds: float) -> bool:
         return (self.sessions is not None and self.reported_at is not None
