@@ -26,6 +26,7 @@ from .scaling.demand import Demand
 
 RATE_WINDOW = 300.0  # seconds of launches the rate is measured over...
 SURGE_WINDOW = 60.0  # ...unless the last minute alone says more (a storm is beginning)
+MIN_LAUNCHES_FOR_A_RATE = 3  # fewer are single users, served by `unserved`, not a trend
 UNSERVED_WINDOW = 90.0  # launches that found no host count as unserved this long
 REPLICA_TTL = 60.0
 STATS_VERSION = 1
@@ -162,6 +163,11 @@ class PortalStats:
         recent = sum(n for t, n in series.launches if now - t <= SURGE_WINDOW)
         longer = sum(n for t, n in series.launches if now - t <= RATE_WINDOW)
         rate = max(recent / (SURGE_WINDOW / 60), longer / (RATE_WINDOW / 60))
+        if longer < MIN_LAUNCHES_FOR_A_RATE:
+            # One nurse at 03:00 is one user waiting (counted in `unserved`), not a rate
+            # of one a minute to extrapolate over a host's start-up: that would start
+            # several hosts for a single session.
+            rate = 0.0
         unserved = sum(n for t, n in series.unserved if now - t <= UNSERVED_WINDOW)
         return Demand(launch_rate_per_minute=rate,
                       unserved=max(unserved, waiting), startup_seconds=startup_seconds)

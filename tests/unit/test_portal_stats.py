@@ -84,3 +84,13 @@ def test_stats_urls_come_from_ready_endpoints_of_the_internal_port() -> None:
                              {"addresses": ["fd00::7"]}]}]
     assert endpoint_urls(slices) == ["http://10.0.0.5:9090/v1/stats",
                                      "http://[fd00::7]:9090/v1/stats"]
+
+
+def test_a_lone_launch_is_a_waiting_user_not_a_rate() -> None:
+    tracker = PortalStats(STARTED)
+    tracker.add([sample("a", 0)], now=0)
+    tracker.add([sample("a", 1, unserved=1, waiting=1)], now=5)
+    demand = tracker.demand(*POOL, now=5)
+    assert demand.launch_rate_per_minute == 0 and demand.unserved == 1
+    tracker.add([sample("a", 4, unserved=1, waiting=1)], now=10)
+    assert tracker.demand(*POOL, now=10).launch_rate_per_minute == pytest.approx(4.0)
