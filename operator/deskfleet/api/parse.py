@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..render.meta import Resource
 from .common import API_VERSION
 from .kinds import BY_KIND
+from .resource import Resource
 
 
 class InvalidSpec(ValueError):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from ..api.accesspolicy import AccessPolicySpec, Conditions, Subjects, TimeWindow
 from ..api.common import WEEKDAYS
-from ..render.meta import Resource
+from ..api.resource import Resource
 from .model import Request
 
 Policy = Resource[AccessPolicySpec]

@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.parse import InvalidSpec, parse
+from ..api.resource import Resource
 from ..memo import Memo, spec_key
-from ..render.app import RouteAccess
-from ..render.meta import Resource
 from .controls import combine_controls, most_restrictive
 from .explain import rows_to_dict
 from .gateway import route_access, who_can_open
+from .model import RouteAccess
 from .selection import PolicySet, covering
 
 Policy = Resource[AccessPolicySpec]

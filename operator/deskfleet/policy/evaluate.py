@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..api.accesspolicy import AccessPolicySpec
-from ..render.meta import Resource
+from ..api.resource import Resource
 from .conditions import check_kinds, run_checks
 from .controls import combine_controls
 from .model import NO_POLICY_MATCHED, Decision, Match, Outcome, Request

@@ -15,10 +15,9 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..api.accesspolicy import AccessPolicySpec, Subjects
-from ..render.app import RouteAccess
-from ..render.meta import Resource
+from ..api.resource import Resource
 from .conditions import describe_conditions
-from .model import AccessRow
+from .model import AccessRow, RouteAccess
 from .selection import covering
 
 Policy = Resource[AccessPolicySpec]

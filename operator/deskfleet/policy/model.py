@@ -164,3 +164,17 @@ class AccessRow:
     overridable_by: tuple[str, ...]
     """Enforced denies covering the app that could hit some of these subjects, each
     with its own conditions, e.g. "deny-unexpected-country (from countries BY, KP, RU)"."""
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    """Gateway-side enforcement of the access policies that grant an app.
+
+    `open` is False when no enforced policy allows anyone: the route is then not rendered.
+    """
+
+    open: bool = True
+    source_ranges: tuple[str, ...] = ()
+    allowed_groups: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    require_mfa: bool = False

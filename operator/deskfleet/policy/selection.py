@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 
 from ..api.accesspolicy import AccessPolicySpec, AppSelection
 from ..api.common import LabelSelector, LabelSelectorRequirement
-from ..render.meta import Resource
+from ..api.resource import Resource
 
 Policy = Resource[AccessPolicySpec]
 T = TypeVar("T")

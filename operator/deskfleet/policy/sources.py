@@ -8,8 +8,8 @@ from typing import Any
 
 from ..api.accesspolicy import AccessPolicySpec
 from ..api.parse import InvalidSpec, parse
+from ..api.resource import Resource
 from ..manifests import ManifestError, load_paths
-from ..render.meta import Resource
 
 
 def from_files(paths: list[Path]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.publishedapp import PublishedAppSpec
+from ..policy.model import RouteAccess
 from ..settings import Settings
 from .gateway_auth import NGINX, auth_children, http_route_filters, ingress_auth_annotations
 from .meta import APP_LABEL, POOL_LABEL, Resource
@@ -23,20 +24,6 @@ class PoolFacts:
     port: int = 0  # 0: unknown (a pool whose spec is invalid and that has no Service)
     protocol: str = ""
     elsewhere: tuple[str, ...] = ()  # when missing: namespaces that have a pool so named
-
-
-@dataclass(frozen=True)
-class RouteAccess:
-    """Gateway-side enforcement of the access policies that grant an app.
-
-    `open` is False when no enforced policy allows anyone: the route is then not rendered.
-    """
-
-    open: bool = True
-    source_ranges: tuple[str, ...] = ()
-    allowed_groups: tuple[str, ...] = ()
-    allowed_users: tuple[str, ...] = ()
-    require_mfa: bool = False
 
 
 def app_url(spec: PublishedAppSpec) -> str:

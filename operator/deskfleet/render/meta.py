@@ -2,59 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from ..api.common import API_VERSION, Model
+from ..api.resource import Resource
+from ..labels import (
+    ACCEPTING_LABEL,
+    APP_LABEL,
+    BUSY_LABEL,
+    MANAGED_BY,
+    OWNER_KIND_LABEL,
+    OWNER_NAME_LABEL,
+    POOL_LABEL,
+)
 
-SpecT = TypeVar("SpecT", bound=Model)
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "deskfleet"}
-POOL_LABEL = "deskfleet.io/pool"
-APP_LABEL = "deskfleet.io/app"
-ACCEPTING_LABEL = "deskfleet.io/accepting"  # hosts with free slots that are not draining
-BUSY_LABEL = "deskfleet.io/busy"  # hosts with sessions: the PDB protects exactly these
-OWNER_KIND_LABEL = "deskfleet.io/owner-kind"
-OWNER_NAME_LABEL = "deskfleet.io/owner-name"
-
-
-@dataclass(frozen=True)
-class Resource(Generic[SpecT]):
-    """A deskfleet object reduced to what rendering needs."""
-
-    kind: str
-    name: str
-    namespace: str
-    uid: str
-    spec: SpecT
-    generation: int = 1
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def owner_reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": API_VERSION,
-            "kind": self.kind,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-    def child_labels(self, **extra: str) -> dict[str, str]:
-        return {
-            **MANAGED_BY,
-            OWNER_KIND_LABEL: self.kind.lower(),
-            OWNER_NAME_LABEL: self.name,
-            **extra,
-        }
-
-    def child_metadata(self, name: str, **labels: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "namespace": self.namespace,
-            "labels": self.child_labels(**labels),
-            "ownerReferences": [self.owner_reference()],
-        }
+# Kept importable from here too: the render modules' imports read naturally.
+__all__ = ["ACCEPTING_LABEL", "APP_LABEL", "BUSY_LABEL", "MANAGED_BY", "OWNER_KIND_LABEL",
+           "OWNER_NAME_LABEL", "POOL_LABEL", "Resource", "without_none"]
 
 
 def without_none(obj: Any) -> Any:
