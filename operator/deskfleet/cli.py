@@ -49,7 +49,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     sys.stdout.write(manifests.dump_all(children))
     from .settings import Settings
 
-    if not Settings.from_env().portal_url:
+    if not Settings().portal_url:
         print("warning: DESKFLEET_PORTAL_URL is not set, so these routes ask no portal and "
               "enforce no AccessPolicy (the operator reports each app Degraded, "
               "AccessNotEnforced); set it as the chart does to see the enforcing routes",

@@ -7,16 +7,19 @@ intent, which belongs in the CRDs.
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Settings(BaseSettings):
+    """`DESKFLEET_<FIELD>` environment variables (dicts and lists as JSON), read by
+    pydantic-settings; `Settings()` reads them, `Settings(field=...)` sets them in code."""
+
+    # `extra="ignore"`: the portal's DESKFLEET_PORTAL_* variables share the prefix.
+    model_config = SettingsConfigDict(env_prefix="DESKFLEET_", frozen=True, extra="ignore")
 
     gateway_namespace_labels: dict[str, str] = Field(
         default_factory=lambda: {"kubernetes.io/metadata.name": "ingress-nginx"})
@@ -94,16 +97,3 @@ class Settings(BaseModel):
             return None
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return labels[0], labels[1], port
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """`DESKFLEET_<FIELD>` variables; dict fields are JSON."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(f"DESKFLEET_{name.upper()}")
-            if raw is None:
-                continue
-            structured = field.annotation in (dict[str, str], list[str])
-            values[name] = json.loads(raw) if structured else raw
-        return cls.model_validate(values)

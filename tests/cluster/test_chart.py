@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -215,7 +216,8 @@ def test_portal_objects_render_with_defaults(bed: Bed) -> None:
     assert env["DESKFLEET_GATEWAY_FLAVOR"] == "traefik"
     assert env["DESKFLEET_PORTAL_STATS_SERVICE"] == "deskfleet-system/df-portal-internal"
     assert "DESKFLEET_AUTH_URL" not in env and "DESKFLEET_AUTH_URL_MFA" not in env
-    settings = Settings.from_env(env)
+    with mock.patch.dict(os.environ, env):
+        settings = Settings()
     assert settings.portal_service() == ("df-portal", "deskfleet-system", 8080)
     assert settings.gateway_flavor == "traefik"
     # ... and may read the portal Service's EndpointSlices, in the release namespace only.
@@ -472,7 +474,8 @@ def test_each_flavor_passes_the_api_servers_dry_run(bed: Bed, namespace: str, tm
         bed.apply(docs, dry_run=True)
 
     env = container_env(find(docs, "Deployment", "df"))
-    settings = Settings.from_env(env)
+    with mock.patch.dict(os.environ, env):
+        settings = Settings()
     assert settings.gateway_flavor == flavor
     children = [c for c in render_objects(example_docs(namespace), settings)
                 if c["kind"] in ROUTE_KINDS]

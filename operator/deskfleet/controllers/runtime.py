@@ -26,7 +26,7 @@ class Runtime:
         self.cache = c.Cache()
         self.facts = FactsMemory()  # what other objects read of each, as of its last event
         self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue()
-        self.settings = Settings.from_env()
+        self.settings = Settings()
         self.kube: Kube | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.tasks: list[asyncio.Task[None]] = []

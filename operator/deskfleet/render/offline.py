@@ -29,7 +29,7 @@ OFFLINE_UID = "00000000-0000-0000-0000-000000000000"
 
 def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = None
                    ) -> list[dict[str, Any]]:
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     resources: list[Resource[Any]] = []
     for body in bodies:
         if not str(body.get("apiVersion", "")).startswith("deskfleet.io/"):
