@@ -43,9 +43,10 @@ class SessionHost:
     """One pod's host and agent, rooted at `root`."""
 
     def __init__(self, env: dict[str, str], namespace: str, pod: str, root: Path,
-                 cooperative: bool = True) -> None:
+                 cooperative: bool = True, agent_interval: float = 0.2) -> None:
         self.env, self.namespace, self.pod, self.root = env, namespace, pod, root
         self.cooperative = cooperative  # logs its users off when asked
+        self.agent_interval = agent_interval  # how often the agent reads the report
         self.sessions: list[HostSession] = []
         self.logged_off_at: float | None = None
         self.run_dir = root / "run"
@@ -79,6 +80,12 @@ class SessionHost:
                     self.sessions = []  # everyone logged off
         self.write_report()
 
+    def mirror(self, annotations: dict[str, str]) -> None:
+        """What the kubelet does: the pod's annotations into the downward-API file."""
+        text = kubelet_annotations_file(annotations)
+        if not self.podinfo.exists() or self.podinfo.read_text() != text:
+            write_atomically(self.podinfo, text)
+
     def view(self) -> dict[str, Any]:
         """The files the session container reads, parsed (absent files left out)."""
         out: dict[str, Any] = {}
@@ -100,7 +107,8 @@ class SessionHost:
              "--drain-file", str(self.run_dir / "draining"),
              "--notice-file", str(self.run_dir / "notice.json"),
              "--logoff-file", str(self.run_dir / "logoff.json"),
-             "--metrics-port", "0", "--interval", "0.2", "--heartbeat", "5"],
+             "--metrics-port", "0", "--interval", str(self.agent_interval),
+             "--heartbeat", "5"],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
@@ -136,9 +144,7 @@ class SessionHosts:
             return
         if pod is None:
             return
-        text = kubelet_annotations_file(pod["metadata"].get("annotations") or {})
-        if not host.podinfo.exists() or host.podinfo.read_text() != text:
-            write_atomically(host.podinfo, text)
+        host.mirror(pod["metadata"].get("annotations") or {})
 
     def _run(self) -> None:
         last_tick = 0.0
