@@ -11,3 +11,4 @@ ACCEPTING_LABEL = "deskfleet.io/accepting"  # hosts with free slots that are not
 BUSY_LABEL = "deskfleet.io/busy"  # hosts with sessions: the PDB protects exactly these
 OWNER_KIND_LABEL = "deskfleet.io/owner-kind"
 OWNER_NAME_LABEL = "deskfleet.io/owner-name"
+REVISION_LABEL = "deskfleet.io/revision"  # the pod template a host runs (render/revision.py)

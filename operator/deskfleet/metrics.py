@@ -3,7 +3,7 @@
 Per-object figures are kept as the latest facts each reconcile reported and exposed by a
 custom collector, so a deleted pool's series vanish with it instead of lingering at
 their last value. Labels are bounded: namespace and object name, plus small fixed sets
-(kind, direction, state, phase).
+(kind, direction, state, phase) and a pool's current revision (one series per pool).
 
 Every metric name is listed in METRIC_NAMES; the dashboard and alert rules may use only
 those (a cluster test checks them against a real scrape).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,7 +52,15 @@ FORCED_REMOVALS = Counter(
     "deskfleet_pool_forced_removals", "Hosts removed with sessions still reported, "
     "drain.logoffTimeout after their logoff request.", ["namespace", "pool"],
     registry=REGISTRY)
-_PER_POOL_COUNTERS = (DRAIN_NOTICES, LOGOFFS_REQUESTED, FORCED_REMOVALS)
+ROLLOUTS_STARTED = Counter(
+    "deskfleet_pool_rollouts_started", "Rollouts to a new revision of the hosts' template "
+    "(a change that restarts hosts, or a rollback).", ["namespace", "pool"],
+    registry=REGISTRY)
+ROLLOUTS_COMPLETED = Counter(
+    "deskfleet_pool_rollouts_completed", "Rollouts whose last outdated host left.",
+    ["namespace", "pool"], registry=REGISTRY)
+_PER_POOL_COUNTERS = (DRAIN_NOTICES, LOGOFFS_REQUESTED, FORCED_REMOVALS, ROLLOUTS_STARTED,
+                      ROLLOUTS_COMPLETED)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,11 @@ class PoolFacts:
     unknown_hosts: int = 0  # ready, never reported (agents silent)
     logging_off: int = 0  # draining hosts past their logoff deadline
     startup_seconds: float | None = None  # measured host start-up, None until measured
+    revision: str = ""  # the current revision of the hosts' template
+    updated: int = 0  # hosts of the current revision
+    outdated: int = 0  # hosts of older revisions, waiting for their sessions to end
+    past_deadline: int = 0  # of those, past the deadline their users were given
+    oldest_outdated_created: float | None = None  # epoch seconds; None: none outdated
 
 
 @dataclass(frozen=True)
@@ -156,10 +170,26 @@ class _State(Collector):
             "deskfleet_pool_host_startup_seconds", "Measured host start-up, pod creation to "
             "Ready: the 90th percentile of the last 20 (absent until measured).",
             labels=["namespace", "pool"])
+        revision = GaugeMetricFamily(
+            "deskfleet_pool_revision_info", "The current revision of the hosts' template "
+            "(value 1).", labels=["namespace", "pool", "revision"])
+        late = GaugeMetricFamily(
+            "deskfleet_pool_outdated_hosts_past_deadline", "Outdated hosts past the "
+            "deadline their users were given, still there (being logged off).",
+            labels=["namespace", "pool"])
+        oldest = GaugeMetricFamily(
+            "deskfleet_pool_oldest_outdated_host_age_seconds", "Age of the oldest host of "
+            "an outdated revision (absent when there is none).", labels=["namespace", "pool"])
+        scraped = time.time()
         for (ns, name), f in sorted(pools.items()):
             for state, value in (("desired", f.desired), ("ready", f.ready),
-                                 ("draining", f.draining)):
+                                 ("draining", f.draining), ("updated", f.updated),
+                                 ("outdated", f.outdated)):
                 hosts.add_metric([ns, name, state], value)
+            revision.add_metric([ns, name, f.revision or "legacy"], 1)
+            late.add_metric([ns, name], f.past_deadline)
+            if f.oldest_outdated_created is not None:
+                oldest.add_metric([ns, name], max(0.0, scraped - f.oldest_outdated_created))
             sessions.add_metric([ns, name], f.sessions)
             capacity.add_metric([ns, name], f.capacity)
             utilization.add_metric([ns, name], f.sessions / f.capacity if f.capacity else 0)
@@ -172,7 +202,7 @@ class _State(Collector):
             if f.startup_seconds is not None:
                 startup.add_metric([ns, name], f.startup_seconds)
         yield from (hosts, sessions, capacity, utilization, phase, ready, stale, disconnected,
-                    unknown, logging_off, startup)
+                    unknown, logging_off, startup, revision, late, oldest)
 
         app_counts = GaugeMetricFamily("deskfleet_apps", "Published apps by state.",
                                        labels=["namespace", "state"])
@@ -211,7 +241,10 @@ METRIC_NAMES = (
     "deskfleet_pool_sessions_disconnected", "deskfleet_pool_unknown_hosts",
     "deskfleet_pool_logging_off_hosts", "deskfleet_pool_host_startup_seconds",
     "deskfleet_pool_logoff_notices_total", "deskfleet_pool_logoffs_requested_total",
-    "deskfleet_pool_forced_removals_total",
+    "deskfleet_pool_forced_removals_total", "deskfleet_pool_revision_info",
+    "deskfleet_pool_outdated_hosts_past_deadline",
+    "deskfleet_pool_oldest_outdated_host_age_seconds",
+    "deskfleet_pool_rollouts_started_total", "deskfleet_pool_rollouts_completed_total",
 )
 
 

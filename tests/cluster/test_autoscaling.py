@@ -16,6 +16,7 @@ import pytest
 from deskfleet.agent.sessions import tcp_table
 
 from ..conftest import Bed, Operator, wait_until
+from ..support.revisions import current_replicas
 
 PORT = 3389
 
@@ -80,8 +81,7 @@ def ready_hosts(bed: Bed, ns: str, count: int) -> list[str]:
 
 
 def replicas(bed: Bed, ns: str) -> int:
-    deploy = bed.get("deployment", "desk", ns) or {}
-    return int(deploy.get("spec", {}).get("replicas", 0))
+    return current_replicas(bed, ns, "desk")
 
 
 def labels(bed: Bed, ns: str, pod: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from deskfleet.render.configdata import read_document
 from deskfleet.settings import Settings
 
 from ..conftest import Bed
+from ..support.revisions import current_deployment
 
 API = "deskfleet.io/v1alpha1"
 
@@ -97,7 +98,7 @@ def test_a_pool_host_config_over_the_limit_is_stored_compressed(bed: Bed,
     readable = json.dumps(document, indent=2)
     assert len(readable) > 1024 * 1024  # would not have fitted
     # A second pass over the same apps and policies writes no config.
-    children = [c for c in [config(), bed.get("deployment", "desk", namespace)] if c]
+    children = [c for c in [config(), current_deployment(bed, namespace, "desk")] if c]
     again = PoolSnapshot(pool, children, apps=apps, policies=policies)
     assert not reconcile_pool(kube, settings, again).errors
     after = config()

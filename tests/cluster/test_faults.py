@@ -41,6 +41,7 @@ from ..support.faults import (
     starts,
     wait_converged,
 )
+from ..support.revisions import current_deployment, current_replicas
 from .test_autoscaling import Agents, hosts, pool_manifest, ready_hosts
 
 SEED = int(os.environ.get("DESKFLEET_FAULT_SEED", "20261124"))
@@ -315,12 +316,13 @@ def test_second_writer_on_the_pod_template_neither_fights_nor_inflates_the_pool(
     for i in range(rounds):
         # Another writer edits the hosts' template: a rollout, which the operator's
         # restore undoes with another.
-        bed.kubectl("patch", "deployment", "desk", "-n", namespace, "--type=merge", "-p",
+        name = (current_deployment(bed, namespace, "desk") or {})["metadata"]["name"]
+        bed.kubectl("patch", "deployment", name, "-n", namespace, "--type=merge", "-p",
                     '{"spec":{"template":{"metadata":{"labels":'
                     '{"deskfleet.io/accepting":"false"}}}}}')
 
-        def restored() -> bool:
-            deploy = bed.get("deployment", "desk", namespace) or {}
+        def restored(name: str = name) -> bool:
+            deploy = bed.get("deployment", name, namespace) or {}
             replicas, status = deploy["spec"]["replicas"], deploy.get("status", {})
             # Fail at once rather than let a runaway fill the bed with pods.
             assert replicas <= 4, (f"replicas {replicas} > maxHosts 4 with no sessions: the "
@@ -330,7 +332,7 @@ def test_second_writer_on_the_pod_template_neither_fights_nor_inflates_the_pool(
                         status.get("updatedReplicas") == status.get("replicas") == replicas)
 
         wait_until(restored, timeout=40, what=f"the template restored (round {i})")
-    assert (bed.get("deployment", "desk", namespace) or {})["spec"]["replicas"] == 2
+    assert current_replicas(bed, namespace, "desk") == 2
     say(capsys, f"pod-template edits by a second writer: {rounds}, undone without "
         "inflating the pool")
 
@@ -521,8 +523,7 @@ def test_no_host_with_sessions_is_removed_while_the_operator_is_killed(
         else:
             time.sleep(0.5)
     check_protected()
-    deploy = bed.get("deployment", "desk", namespace) or {}
-    assert deploy["spec"]["replicas"] <= 6  # maxHosts
+    assert current_replicas(bed, namespace, "desk") <= 6  # maxHosts
     drained = [p for p in protected if "deskfleet.io/draining-since" in
                annotations(bed, namespace, p)]
     say(capsys, f"operator kills during scale-in: {kills} (after {delays}s); hosts with "

@@ -15,6 +15,7 @@ from deskfleet.kube.compare import is_subset
 
 from ..conftest import PORTAL_URL, Bed, Operator, example_docs, wait_until
 from ..support.faults import CHILD_KINDS
+from ..support.revisions import host_deployments
 
 POOLS = ("clinical-desktop", "ehr-web", "pacs-viewer")
 
@@ -131,7 +132,7 @@ def test_deleting_a_pool_takes_its_apps_routes_down(bed: Bed, namespace: str,
         wait_until(lambda a=app: reason(a) == "PoolNotFound", what=f"{app} PoolNotFound")
         wait_until(lambda a=app: bed.get("httproute", a, namespace) is None,
                    what=f"{app} route removed")
-    wait_until(lambda: bed.get("deployment", "pacs-viewer", namespace) is None, timeout=60,
+    wait_until(lambda: not host_deployments(bed, namespace, "pacs-viewer"), timeout=60,
                what="garbage collection of the pool's hosts")
     assert ready(bed, "papp", "epr", namespace)  # other pools' apps untouched
     # The pool comes back: so do the routes.

@@ -120,8 +120,10 @@ POOLS = BY_KIND[("deskfleet.io/v1alpha1", "SessionHostPool")]
 
 
 def replicas(stack: Stack, name: str) -> int:
-    body = stack.kube.get(DEPLOYMENT, stack.namespace, name) or {}
-    return int((body.get("spec") or {}).get("replicas") or 0)
+    """The pool's hosts asked for, over its Deployments (one per revision; these tests
+    change no template, so there is one)."""
+    return sum(int((d.get("spec") or {}).get("replicas") or 0) for d in stack.kube.list(
+        DEPLOYMENT, stack.namespace, f"deskfleet.io/pool={name}"))
 
 
 def pool_status(stack: Stack, name: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from deskfleet.kube.client import Kube, KubeError, load_api_client
 
 from .process import wait_until
+from .revisions import current_deployment
 
 VALUES = st.one_of(
     st.integers(min_value=-10**6, max_value=10**7),
@@ -254,6 +255,9 @@ def cases(bed: Any, namespace: str) -> list[tuple[str, str, list[tuple[str, str]
     """What is fuzzed in the example hospital, and the running children each object's
     invalid specs must leave alone."""
     routes = [("ingress", APP)] if bed.get("ingress", APP, namespace) else [("httproute", APP)]
-    return [("SessionHostPool", POOL, [("deployment", POOL), ("service", POOL)]),
+    hosts = current_deployment(bed, namespace, POOL)  # `<pool>-<revision>`
+    assert hosts is not None, f"no Deployment of {POOL}"
+    return [("SessionHostPool", POOL, [("deployment", hosts["metadata"]["name"]),
+                                       ("service", POOL)]),
             ("PublishedApp", APP, routes),
             ("AccessPolicy", POLICY, routes)]

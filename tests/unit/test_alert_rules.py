@@ -31,6 +31,7 @@ EXPECTED_ALERTS = {
     "DeskfleetPoolNotReady": "critical",
     "DeskfleetPoolDegraded": "warning",
     "DeskfleetHostsStuckDraining": "warning",
+    "DeskfleetOutdatedHostsPastDeadline": "warning",
     "DeskfleetSessionSignalStale": "warning",
     "DeskfleetReconcileErrors": "warning",
     "DeskfleetOperatorDown": "critical",

@@ -85,7 +85,8 @@ def test_every_panel_has_id_grid_position_and_description() -> None:
 def test_rows_and_panels() -> None:
     dashboard = load()
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Capacity", "Scaling", "Apps & policies", "Portal", "Operator health"]
+    assert rows == ["Capacity", "Scaling", "Rollouts", "Apps & policies", "Portal",
+                    "Operator health"]
     titles = {p["title"]: p for p in panels(dashboard)}
     assert titles["Utilisation"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
     steps = titles["Utilisation"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
@@ -96,6 +97,9 @@ def test_rows_and_panels() -> None:
     exprs = " ".join(t["expr"] for t in targets(dashboard))
     assert "histogram_quantile(0.5," in exprs and "histogram_quantile(0.95," in exprs
     assert "increase(deskfleet_pool_scaling_decisions_total" in exprs
+    rollout = titles["Rollout: updated vs outdated hosts"]["targets"]
+    assert 'state=~"updated|outdated"' in rollout[0]["expr"]
+    assert "deskfleet_pool_outdated_hosts_past_deadline" in rollout[1]["expr"]
 
 
 def test_every_panel_and_target_uses_the_datasource_variable() -> None:

@@ -25,6 +25,7 @@ from deskfleet.api.parse import parse
 from deskfleet.api.sessionhostpool import SessionHostPoolSpec
 from deskfleet.clock import format_time
 from deskfleet.controllers.pools import PoolSnapshot, _rendered, reconcile_pool
+from deskfleet.controllers.revisions import Fleet
 from deskfleet.controllers.scaling import (
     DELETION_COST,
     VICTIM_COST,
@@ -36,6 +37,7 @@ from deskfleet.controllers.scaling import (
 )
 from deskfleet.controllers.session_ends import SessionEnds
 from deskfleet.controllers.startup import StartupTimes, percentile, startup_sample
+from deskfleet.render.revision import REVISION_LABEL, revision_label
 from deskfleet.scaling.decide import Demand, Memory, decide
 from deskfleet.settings import Settings
 
@@ -123,9 +125,10 @@ def report(pods: list[dict[str, Any]], at: datetime, **sessions: int) -> list[di
     return out
 
 
-def deployment(replicas: int) -> dict[str, Any]:
-    return {"metadata": {"name": "desk", "namespace": NS, "generation": 9},
-            "spec": {"replicas": replicas}}
+def deployment(replicas: int) -> Fleet:
+    """A pool of one revision (the pods here carry no revision label: revision "")."""
+    return Fleet("", "", {"": {"metadata": {"name": "desk", "namespace": NS, "generation": 9},
+                               "spec": {"replicas": replicas}}})
 
 
 LONG_SURPLUS = Memory(surplus_since=NOW - timedelta(hours=1))
@@ -332,6 +335,9 @@ def converged(pods: list[dict[str, Any]], status: dict[str, Any] | None = None,
     live = [{**c, "spec": {**c.get("spec", {}), "replicas": len(pods)},
              "status": {"readyReplicas": len(pods)}} if c["kind"] == "Deployment" else c
             for c in children]
+    revision = revision_label(next(c for c in children if c["kind"] == "Deployment"))
+    pods = [{**p, "metadata": {**p["metadata"], "labels": {
+        **p["metadata"]["labels"], REVISION_LABEL: revision}}} for p in pods]
     return FakeKube(), PoolSnapshot(body, live, pods, **snap)
 
 

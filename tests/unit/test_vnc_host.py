@@ -242,7 +242,8 @@ def test_the_example_renders_and_the_host_reads_the_config_the_operator_renders(
 
     objects = render_files([HOST_DIR / "examples"])
     by_kind = {(o["kind"], o["metadata"]["name"]): o for o in objects}
-    deployment = by_kind[("Deployment", "ward-desktop")]
+    deployment = next(o for o in objects if o["kind"] == "Deployment"
+                      and o["metadata"]["labels"]["deskfleet.io/pool"] == "ward-desktop")
     host, agent = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in host["env"]}
     route = by_kind[("HTTPRoute", "ward-desktop")]

@@ -27,8 +27,9 @@ PODS = "pods_index"
 CATALOGS = "catalogs_index"
 ROUTES = "app_routes_index"  # (host, path) -> the apps claiming it (render/route_claims)
 
+# creationTimestamp: which of a held pool's revisions is the newest (revisions.py).
 CHILD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations",
-               "ownerReferences", "deletionTimestamp", "generation")
+               "ownerReferences", "deletionTimestamp", "generation", "creationTimestamp")
 
 
 def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict[str, Any]:

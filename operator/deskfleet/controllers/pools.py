@@ -14,7 +14,13 @@ from ..api.parse import InvalidSpec, parse
 from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
 from ..kube.client import Kube
-from ..metrics import SCALING_DECISIONS, STATE, PoolFacts
+from ..metrics import (
+    ROLLOUTS_COMPLETED,
+    ROLLOUTS_STARTED,
+    SCALING_DECISIONS,
+    STATE,
+    PoolFacts,
+)
 from ..policy.enforcement import app_labels, app_session_config, valid_policies
 from ..policy.selection import PolicySet
 from ..render.configdata import DocumentTooLarge
@@ -25,6 +31,16 @@ from .children import sync_children
 from .drain_report import report_drains
 from .events import post_event
 from .outcome import Outcome
+from .revisions import Fleet, plan_fleet
+from .revisions import host_counts as fleet_counts
+from .rollout_report import (
+    RolloutFacts,
+    past_deadline,
+    progressing,
+    rollout_events,
+    rollout_facts,
+    rollout_fields,
+)
 from .scaling import observe, scale_pool
 from .session_ends import SESSION_ENDS
 from .startup import STARTUP_TIMES
@@ -46,21 +62,11 @@ class PoolSnapshot:
     demand_signal: str | None = None
 
 
-def _deployment(children: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((c for c in children if c["kind"] == "Deployment"), None)
-
-
 def pool_is_ready(children: list[dict[str, Any]]) -> bool:
-    """A pool can take sessions when its Deployment has at least one ready host."""
-    deployment = _deployment(children)
-    return bool(deployment and (deployment.get("status") or {}).get("readyReplicas", 0) > 0)
-
-
-def host_counts(children: list[dict[str, Any]]) -> tuple[int, int]:
-    deployment = _deployment(children) or {}
-    desired = (deployment.get("spec") or {}).get("replicas", 0)
-    ready = (deployment.get("status") or {}).get("readyReplicas", 0)
-    return int(desired or 0), int(ready or 0)
+    """A pool can take sessions when one of its Deployments (of any revision) has at
+    least one ready host."""
+    return any(c["kind"] == "Deployment" and
+               (c.get("status") or {}).get("readyReplicas", 0) > 0 for c in children)
 
 
 def _scaling_fields(decision: Decision, changed: bool, before: int) -> dict[str, Any]:
@@ -144,8 +150,8 @@ def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot
 DEMAND_SIGNAL_ON = "launches seen by the portal"
 
 
-def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, deployment: dict[str, Any],
-           desired: int, ready: int, fields: dict[str, Any]) -> Decision:
+def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, fleet: Fleet, desired: int,
+           ready: int, fields: dict[str, Any]) -> tuple[Decision, RolloutFacts]:
     """Ask the core, act on its decision, and put what it found in `fields`."""
     spec = pool.spec
     seen = observe(snap.pods)
@@ -160,7 +166,7 @@ def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, deployment: dict[str, Any
     demand = None if snap.demand is None else replace(
         snap.demand, startup_seconds=startup, ended_per_minute=ended)
     memory = Memory(surplus_since=parse_time(status.get("surplusSince")))
-    scaled = scale_pool(kube, spec, deployment, seen, memory, demand)
+    scaled = scale_pool(kube, spec, fleet, seen, memory, demand)
     decision = scaled.decision
     fields.update(_scaling_fields(decision, scaled.changed, desired))
     draining = sum(1 for h in seen.hosts if h.draining)
@@ -171,20 +177,27 @@ def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, deployment: dict[str, Any
         "loggingOffHosts": len(decision.logoff),
         "startupSeconds": round(startup) if startup is not None else None,
     })
+    facts = rollout_facts(fleet, decision, seen)
+    fields.update(rollout_fields(facts, status, format_time(seen.real)))
+    total = decision.replicas + sum(n for _, n in decision.outdated_replicas)
+    oldest = parse_time((facts.oldest or {}).get("createdAt"))
     STATE.set_pool(pool.namespace, pool.name, PoolFacts(
-        desired=decision.replicas, ready=ready, draining=draining,
+        desired=total, ready=ready, draining=draining,
         sessions=decision.sessions, capacity=decision.capacity,
         phase=decision.phase.name, healthy=ready > 0, stale_hosts=len(decision.stale),
         disconnected=decision.disconnected, unknown_hosts=len(decision.unknown),
-        logging_off=len(decision.logoff), startup_seconds=startup))
+        logging_off=len(decision.logoff), startup_seconds=startup,
+        revision=facts.revision, updated=facts.updated, outdated=facts.outdated,
+        past_deadline=len(facts.past_deadline),
+        oldest_outdated_created=oldest.timestamp() if oldest else None))
     if scaled.changed and decision.direction != "none":
         SCALING_DECISIONS.labels(pool.namespace, pool.name, decision.direction).inc()
         post_event(kube, snap.body, "Normal",
                    "ScaledUp" if decision.direction == "up" else "ScaledDown",
                    decision.reason)
     report_drains(kube, snap.body, spec, scaled)
-    fields["desiredHosts"] = decision.replicas
-    return decision
+    fields["desiredHosts"] = total
+    return decision, facts
 
 
 def _number(value: Any) -> float | None:
@@ -200,15 +213,19 @@ def _ready_condition(ready: int, desired: int) -> Cond:
     return Cond("Ready", False, "NoHostsReady", f"0 of {desired} hosts ready")
 
 
-def _degraded_condition(decision: Decision | None, pool: Pool) -> Cond:
+def _degraded_condition(decision: Decision | None, facts: RolloutFacts | None,
+                        pool: Pool) -> Cond:
     unknown = decision.unknown if decision else ()
     silent = len(unknown)
+    late = past_deadline(facts, pool.spec.scaling.drain.logoff_timeout) if facts else None
     if silent and pool.spec.agent.enabled:
         return Cond("Degraded", True, "AgentsSilent", (
             f"{silent} ready host(s) never reported sessions ({', '.join(unknown[:5])}"
             f"{', ...' if silent > 5 else ''}): they are kept, but count as empty, so the "
             f"pool grows no further than its floor and buffer for them; see the "
-            f"deskfleet-agent container's logs"))
+            f"deskfleet-agent container's logs" + (f"; and {late}" if late else "")))
+    if late:
+        return Cond("Degraded", True, "RolloutPastDeadline", late[0].upper() + late[1:])
     return Cond("Degraded", False, "AsExpected", "")
 
 
@@ -231,22 +248,27 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
         return Outcome()
 
     children, config_error = _rendered(pool, settings, snap)
-    result = sync_children(kube, children, snap.children, owner=body)
+    status = body.get("status") or {}
+    # One Deployment per revision: the sync sees the current one; the others are the
+    # scaling shell's, kept while their hosts hold sessions (revisions.py).
+    fleet, desired_children, live = plan_fleet(pool, children, snap.children,
+                                               status.get("revision"))
+    result = sync_children(kube, desired_children, live, owner=body)
     if result.owner_gone:
         return Outcome(owner_gone=True)
     if config_error:
         result.errors.append(config_error)
-    desired, ready = host_counts(snap.children)
+    desired, ready = fleet_counts(fleet)
     fields: dict[str, Any] = {
         "desiredHosts": desired,
         "readyHosts": ready,
         "selector": ",".join(f"{k}={v}" for k, v in host_selector(pool.name).items()),
     }
-    deployment = _deployment(snap.children)
     decision: Decision | None = None
-    if deployment is not None and not result.errors:
-        decision = _scale(kube, pool, snap, deployment, desired, ready, fields)
-        desired = decision.replicas
+    facts: RolloutFacts | None = None
+    if fleet.deployments and not result.errors:
+        decision, facts = _scale(kube, pool, snap, fleet, desired, ready, fields)
+        desired = fields["desiredHosts"]
     fields["hosts"] = f"{ready}/{desired}"
     if snap.demand_signal is not None:
         fields["demandSignal"] = snap.demand_signal or DEMAND_SIGNAL_ON
@@ -256,12 +278,26 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
                  Cond("Progressing", False, "ApplyFailed", ""),
                  Cond("Degraded", True, "ApplyFailed", "; ".join(result.errors))]
     else:
-        conds = [_ready_condition(ready, desired),
-                 # Level, not edge: "this pass applied something" would flip back on
-                 # the next pass and cost a status write every time anything changed.
-                 Cond("Progressing", ready < desired,
-                      "HostsStarting" if ready < desired else "Stable",
-                      f"{desired - ready} hosts starting" if ready < desired else ""),
-                 _degraded_condition(decision, pool)]
+        # Level, not edge: "this pass applied something" would flip back on the next
+        # pass and cost a status write every time anything changed.
+        moving = (progressing(facts, ready, desired) if facts else
+                  Cond("Progressing", ready < desired,
+                       "HostsStarting" if ready < desired else "Stable",
+                       f"{desired - ready} hosts starting" if ready < desired else ""))
+        conds = [_ready_condition(ready, desired), moving,
+                 _degraded_condition(decision, facts, pool)]
     write_status(kube, body, fields, conds)
+    if facts is not None:
+        _report_rollout(kube, body, status, fields, facts)
     return Outcome(result.errors, requeue_after=settings.scaling_period_seconds)
+
+
+def _report_rollout(kube: Kube, body: dict[str, Any], before: dict[str, Any],
+                    after: dict[str, Any], facts: RolloutFacts) -> None:
+    meta = body["metadata"]
+    for event in rollout_events(before, after, facts):
+        if event.reason == "RolloutStarted":
+            ROLLOUTS_STARTED.labels(meta["namespace"], meta["name"]).inc()
+        if event.reason == "RolloutComplete":
+            ROLLOUTS_COMPLETED.labels(meta["namespace"], meta["name"]).inc()
+        post_event(kube, body, event.type, event.reason, event.message)

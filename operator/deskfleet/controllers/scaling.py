@@ -17,6 +17,10 @@ before anything else among running pods, e.g. before how crowded their node is);
 hosts to remove are first marked with the lowest cost, and only on a later pass, once
 the mark has been seen, is the replica count lowered — the ReplicaSet deletes the
 marked hosts.
+
+A pool has one Deployment per revision (render/revision.py): the current revision's
+count grows and shrinks with demand, each outdated one's only shrinks, by the hosts
+that leave it; an outdated Deployment with no replica and no host is deleted.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from ..agent.annotations import (
 from ..api.sessionhostpool import SessionHostPoolSpec
 from ..clock import format_time, parse_time, real_now, schedule_now
 from ..kube.client import Kube
-from ..kube.resources import POD
+from ..kube.resources import BY_KIND, POD
 from ..render.meta import ACCEPTING_LABEL, BUSY_LABEL
-from ..scaling.decide import Decision, Demand, Host, Memory, Notice, decide
+from ..render.revision import revision_label
+from ..scaling.decide import Decision, Demand, Host, Memory, Notice, Revisions, decide
+from .revisions import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ def host_from_pod(pod: dict[str, Any], now: datetime, real: datetime) -> Host:
         drain_message=ann.get(DRAIN_MESSAGE_ANNOTATION),
         logoff_deadline=rebased(LOGOFF_DEADLINE_ANNOTATION),
         logoff_requested_at=rebased(LOGOFF_REQUESTED_ANNOTATION),
+        revision=revision_label(pod),
     )
 
 
@@ -136,7 +143,8 @@ def host_marks(pod: dict[str, Any], host: Host, plan: Plan, now: datetime,
 
     Level, not edge: a host that is not draining carries none of the drain annotations;
     one that drains carries its notice while it has one, the deadline announced first
-    (never rewritten), and the logoff request once asked (never rewritten)."""
+    (rewritten only when an urgent rollout brings it forward), and the logoff request
+    once asked (never rewritten)."""
     name = host.name
     have = pod["metadata"].get("annotations") or {}
     draining = have.get(DRAINING_ANNOTATION) if host.draining else None
@@ -148,9 +156,10 @@ def host_marks(pod: dict[str, Any], host: Host, plan: Plan, now: datetime,
     deadline: str | None = None
     given = None
     if notice is not None and notice.deadline is not None:
-        if host.logoff_deadline is not None:
+        if notice.deadline == host.logoff_deadline:
             deadline = have.get(LOGOFF_DEADLINE_ANNOTATION)
-        else:  # the core's deadline is on the scheduling clock; the pod holds real time
+        else:  # new, or brought forward (urgent): on the scheduling clock; the pod
+            # holds real time
             deadline = given = format_time(real + (notice.deadline - now))
     asked = bool(draining) and name in plan.logoff
     requested = None
@@ -186,21 +195,30 @@ class ScalingResult:
 # The Deployment and the pods arrive on different watch streams, so a pass can see an
 # older replica count than the one this process last wrote: remember what was written
 # (and the generation it produced) and read a stale snapshot through it.
-_written: dict[tuple[str, str], tuple[int, int]] = {}
+_written: dict[tuple[str, str, str], tuple[int, int]] = {}
+
+
+def _key(meta: dict[str, Any]) -> tuple[str, str, str]:
+    # The uid too: a Deployment deleted and created again under its name (a rollback to
+    # a revision already retired) starts its generations afresh.
+    return (meta["namespace"], meta["name"], meta.get("uid") or "")
 
 
 def _current_replicas(deployment: dict[str, Any]) -> int:
     meta = deployment["metadata"]
     seen = int((deployment.get("spec") or {}).get("replicas") or 0)
-    generation, replicas = _written.get((meta["namespace"], meta["name"]), (0, seen))
+    generation, replicas = _written.get(_key(meta), (0, seen))
     return replicas if int(meta.get("generation") or 0) < generation else seen
 
 
-def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any],
-               seen: Observed, memory: Memory, demand: Demand | None = None
-               ) -> ScalingResult:
-    current = _current_replicas(deployment)
-    decision = decide(spec, seen.hosts, seen.now, memory, current, demand)
+def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observed,
+               memory: Memory, demand: Demand | None = None) -> ScalingResult:
+    mine = fleet.current_deployment
+    current = _current_replicas(mine) if mine is not None else 0
+    outdated = {r: _current_replicas(d) for r, d in fleet.deployments.items()
+                if r != fleet.current}
+    decision = decide(spec, seen.hosts, seen.now, memory, current, demand,
+                      Revisions(fleet.current, outdated))
     if spec.scaling.paused:
         return ScalingResult(decision, False)
     changed = False
@@ -215,30 +233,48 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, deployment: dict[str, Any]
         if marks.logoff_asked:
             asked.append(host.name)
     by_name = {h.name: (p, h) for p, h in zip(seen.pods, seen.hosts, strict=True)}
-    marked = [n for n in decision.remove
-              if (by_name[n][0]["metadata"].get("annotations") or {}).get(DELETION_COST)
-              == VICTIM_COST]
-    # Victims marked only now keep their place in the count until the next pass; and the
-    # count only ever goes down by the marked victims, so the ReplicaSet never chooses.
-    replicas = max(decision.replicas + len(decision.remove) - len(marked),
-                   current - len(marked))
+    wanted = {fleet.current: decision.replicas, **dict(decision.outdated_replicas)}
     forced: list[str] = []
-    if replicas != current:
-        meta = deployment["metadata"]
-        applied = kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
-                              "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                              "spec": {"replicas": replicas}}, field_manager=AUTOSCALER)
-        _written[(meta["namespace"], meta["name"])] = (
-            int(applied["metadata"].get("generation") or 0), replicas)
-        changed = True
-        # A victim that never said it was empty goes because its logoff time ran out.
-        forced = [n for n in marked if by_name[n][1].logoff_requested_at is not None
-                  and by_name[n][1].sessions != 0]
+    for revision, deployment in sorted(fleet.deployments.items()):
+        victims = [n for n in decision.remove if by_name[n][1].revision == revision]
+        marked = [n for n in victims
+                  if (by_name[n][0]["metadata"].get("annotations") or {}).get(DELETION_COST)
+                  == VICTIM_COST]
+        have = _current_replicas(deployment)
+        # Victims marked only now keep their place in the count until the next pass; and
+        # the count only ever goes down by the marked victims, so the ReplicaSet never
+        # chooses.
+        replicas = wanted.get(revision, have) + len(victims) - len(marked)
+        if revision == fleet.current:
+            replicas = max(replicas, have - len(marked))
+        if replicas != have:
+            _write_replicas(kube, deployment, replicas)
+            changed = True
+            # A victim that never said it was empty goes because its logoff time ran out.
+            forced += [n for n in marked if by_name[n][1].logoff_requested_at is not None
+                       and by_name[n][1].sessions != 0]
+    for revision in decision.retired:
+        gone = fleet.deployments.get(revision)
+        if gone is not None and _current_replicas(gone) == 0:
+            meta = gone["metadata"]
+            changed |= kube.delete(DEPLOYMENT, meta["namespace"], meta["name"], meta.get("uid"))
+            _written.pop(_key(meta), None)
     # The ReplicaSet deletes the marked victims itself (lowest deletion cost, every other
     # host ready): deleting them here too would race it into creating a replacement.
     if changed:
         log.info("scaled", extra={"replicas": decision.replicas, "reason": decision.reason})
     return ScalingResult(decision, changed, tuple(given), tuple(asked), tuple(forced))
+
+
+DEPLOYMENT = BY_KIND[("apps/v1", "Deployment")]
+
+
+def _write_replicas(kube: Kube, deployment: dict[str, Any], replicas: int) -> None:
+    meta = deployment["metadata"]
+    applied = kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                          "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                          "spec": {"replicas": replicas}}, field_manager=AUTOSCALER)
+    _written[_key(meta)] = (int(applied["metadata"].get("generation") or 0), replicas)
 
 
 def _patch(kube: Kube, pod: dict[str, Any], marks: Marks) -> bool:

@@ -8,6 +8,7 @@ from ..api.sessionhostpool import SessionHostPoolSpec
 from ..settings import Settings
 from .configdata import encode_document
 from .meta import ACCEPTING_LABEL, BUSY_LABEL, POOL_LABEL, Resource, without_none
+from .revision import REVISION_LABEL, deployment_name, revision_of
 
 Pool = Resource[SessionHostPoolSpec]
 
@@ -27,7 +28,7 @@ def host_config_name(pool_name: str) -> str:
 
 
 def host_selector(pool_name: str) -> dict[str, str]:
-    """Selects every host of the pool; the Deployment's immutable selector."""
+    """Selects every host of the pool, of every revision."""
     return {POOL_LABEL: pool_name}
 
 
@@ -178,6 +179,33 @@ def build_agent_rbac(pool: Pool) -> list[dict[str, Any]]:
 
 
 def build_deployment(pool: Pool, settings: Settings) -> dict[str, Any]:
+    """The Deployment of the pool's current revision (render/revision.py): named and
+    selected by a hash of its pod template, so that template never changes and a change
+    of the hosts makes a new Deployment beside the old one, never a rolling update."""
+    template = _pod_template(pool, settings)
+    revision = revision_of(template)
+    template["metadata"]["labels"][REVISION_LABEL] = revision
+    selector = {**host_selector(pool.name), REVISION_LABEL: revision}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": pool.child_metadata(deployment_name(pool.name, revision),
+                                        **{POOL_LABEL: pool.name, REVISION_LABEL: revision}),
+        "spec": {
+            # No `replicas`: the autoscaler owns it under its own field manager, so a
+            # render pass and a scaling pass never fight over the field.
+            "selector": {"matchLabels": selector},
+            "revisionHistoryLimit": 3,
+            # The template never changes (it names the Deployment); should another writer
+            # change it, never take a host away to roll out a new one.
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "template": template,
+        },
+    }
+
+
+def _pod_template(pool: Pool, settings: Settings) -> dict[str, Any]:
     spec = pool.spec
     placement = spec.placement
     template_labels = {**pool.child_labels(), POOL_LABEL: pool.name, ACCEPTING_LABEL: "true"}
@@ -205,21 +233,7 @@ def build_deployment(pool: Pool, settings: Settings) -> dict[str, Any]:
             host_mounts.append({"name": "host-report", "mountPath": HOST_REPORT_MOUNT})
         pod_spec["containers"].append(build_agent_container(pool, settings))
         pod_spec["volumes"] += _agent_volumes(spec)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": pool.child_metadata(pool.name, **{POOL_LABEL: pool.name}),
-        "spec": {
-            # No `replicas`: the autoscaler owns it under its own field manager, so a
-            # render pass and a scaling pass never fight over the field.
-            "selector": {"matchLabels": host_selector(pool.name)},
-            "revisionHistoryLimit": 3,
-            # Never take a host away to roll out a new one: surge, then retire.
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": template_labels}, "spec": pod_spec},
-        },
-    }
+    return {"metadata": {"labels": template_labels}, "spec": pod_spec}
 
 
 def build_service(pool: Pool) -> dict[str, Any]:
