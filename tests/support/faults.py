@@ -21,6 +21,7 @@ CHILD_KINDS = "deployments,services,poddisruptionbudgets,networkpolicies,ingress
 MANAGED = "app.kubernetes.io/managed-by=deskfleet"
 CATALOG = "deskfleet-catalog"
 POOL_LABEL = "deskfleet.io/pool"
+REVISION_LABEL = "deskfleet.io/revision"
 POOL_CHILD_KINDS = Counter(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
                             "Service", "PodDisruptionBudget", "NetworkPolicy"])
 ROUTE_KINDS = {"Ingress", "HTTPRoute"}
@@ -227,7 +228,9 @@ def audit_problems(bed: Bed, ns: str, rollouts: bool = False) -> tuple[list[Prob
             problems.append(Problem("duplicate", f"Deployment/{name} has {count} "
                                     "ReplicaSets with replicas (a rollout not over)"))
     rs_uids = {rs["metadata"]["uid"] for rs in replicasets}
-    hosts: Counter[str] = Counter()
+    # A pool runs one Deployment per revision (`<pool>-<revision>`): hosts count towards
+    # the Deployment of their pool and revision label.
+    hosts: Counter[tuple[str, str]] = Counter()
     for pod in bed.list("pods", ns, POOL_LABEL):
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
@@ -235,15 +238,17 @@ def audit_problems(bed: Bed, ns: str, rollouts: bool = False) -> tuple[list[Prob
         refs = _controller(meta)
         if not refs or refs[0]["uid"] not in rs_uids:
             problems.append(Problem("orphan", f"Pod/{meta['name']} has no live ReplicaSet"))
-        hosts[meta["labels"][POOL_LABEL]] += 1
+        hosts[meta["labels"][POOL_LABEL], meta["labels"].get(REVISION_LABEL, "")] += 1
     checked += sum(hosts.values())
     for deploy in deployments.values():
         name = deploy["metadata"]["name"]
+        labels = deploy["metadata"].get("labels") or {}
+        key = (labels.get(POOL_LABEL, name), labels.get(REVISION_LABEL, ""))
         want = int((deploy.get("spec") or {}).get("replicas") or 0)
-        if hosts[name] != want:
-            problems.append(Problem("duplicate" if hosts[name] > want else "missing",
+        if hosts[key] != want:
+            problems.append(Problem("duplicate" if hosts[key] > want else "missing",
                                     f"Deployment/{name} wants {want} hosts, "
-                                    f"{hosts[name]} run"))
+                                    f"{hosts[key]} run"))
     return problems, checked
 
 
