@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hack"))
@@ -97,29 +98,32 @@ def request_counts(kubectl: list[str]) -> dict[str, float]:
     text = subprocess.run([*kubectl, "get", "--raw", "/metrics"], capture_output=True,
                           text=True, check=True).stdout
     counts: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        verb, resource = labels.get("verb", ""), labels.get("resource", "")
-        sub = labels.get("subresource", "")
-        if not by_operator(verb, resource, sub):
-            continue
-        value = float(line.rsplit(" ", 1)[1])
-        counts[verb] = counts.get(verb, 0) + value
-        if verb in WRITES:
-            counts["operator-writes"] = counts.get("operator-writes", 0) + value
-            what = f"write {verb} {resource}" + (f"/{sub}" if sub else "")
-            counts[what] = counts.get(what, 0) + value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "apiserver_request_total":
+                continue
+            verb, resource = sample.labels.get("verb", ""), sample.labels.get("resource", "")
+            sub = sample.labels.get("subresource", "")
+            if by_operator(verb, resource, sub):
+                _count(counts, verb, resource, sub, sample.value)
     return counts
+
+
+def _count(counts: dict[str, float], verb: str, resource: str, sub: str, value: float
+           ) -> None:
+    counts[verb] = counts.get(verb, 0) + value
+    if verb in WRITES:
+        counts["operator-writes"] = counts.get("operator-writes", 0) + value
+        what = f"write {verb} {resource}" + (f"/{sub}" if sub else "")
+        counts[what] = counts.get(what, 0) + value
 
 
 def queue_depth(metrics_port: int) -> float:
     """The operator's own `deskfleet_workqueue_depth`."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("deskfleet_workqueue_depth "):
-                return float(line.split()[1])
+        for family in text_string_to_metric_families(r.read().decode()):
+            if family.name == "deskfleet_workqueue_depth":
+                return float(family.samples[0].value)
     raise RuntimeError("the operator exports no deskfleet_workqueue_depth")
 
 

@@ -25,6 +25,7 @@ from deskfleet.render.offline import render_objects
 from deskfleet.settings import Settings
 
 from ..conftest import REPO, Bed, example_docs, free_port, wait_until
+from ..support.metrics import total
 from .test_reconcile import converge
 
 CHART = REPO / "charts" / "deskfleet"
@@ -831,7 +832,6 @@ def test_failover_between_two_operators(bed: Bed, namespace: str, tmp_path: Path
 def _reconciles(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("deskfleet_reconcile_total{"))
+    return total(text, "deskfleet_reconcile_total")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import time
 import urllib.request
@@ -41,6 +40,7 @@ from ..support.faults import (
     starts,
     wait_converged,
 )
+from ..support.metrics import total
 from ..support.revisions import current_deployment, current_replicas
 from .test_autoscaling import Agents, hosts, pool_manifest, ready_hosts
 
@@ -223,15 +223,9 @@ WRITE_VERBS = ("APPLY", "PATCH", "PUT", "POST")
 
 def writes_to(metrics: str, resources: set[str]) -> int:
     """API server writes to the main resource (not status) of these kinds, all writers."""
-    total = 0
-    for line in metrics.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        if (labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources
-                and not labels.get("subresource")):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return int(total(metrics, "apiserver_request_total", lambda labels: (
+        labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources
+        and not labels.get("subresource"))))
 
 
 def test_second_writer_is_overruled_without_a_fight(

@@ -10,7 +10,6 @@ logged no traceback (the `operator` fixture), and writes nothing in a quiet wind
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from ..conftest import Bed, Operator, example_docs
 from ..support.fuzzing import OBJECTS, Fuzzer, cases, fuzz_one, without_agents
+from ..support.metrics import samples
 
 EXAMPLES_PER_KIND = 40
 
@@ -26,11 +26,8 @@ EXAMPLES_PER_KIND = 40
 def operator_writes(bed: Bed) -> float:
     """The API server's count of the writes only the operator makes here: status patches
     of deskfleet objects, applies of their children, and Events."""
-    total = 0.0
-    for line in bed.metrics().splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+    count = 0.0
+    for labels, value in samples(bed.metrics(), "apiserver_request_total"):
         verb, resource = labels.get("verb"), labels.get("resource", "")
         sub = labels.get("subresource", "")
         ours = ((verb == "PATCH" and sub == "status" and resource in
@@ -40,8 +37,8 @@ def operator_writes(bed: Bed) -> float:
                     "networkpolicies", "poddisruptionbudgets"))
                 or (verb == "POST" and resource == "events"))
         if ours:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+            count += value
+    return count
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from ..conftest import REPO, Bed, Operator, free_port, wait_until
 from .test_autoscaling import Agents, pool_manifest, ready_hosts
@@ -135,7 +136,7 @@ def test_dashboard_queries_only_exported_metrics(bed: Bed, namespace: str,
     used = {m for e in exprs for m in re.findall(r"\b(deskfleet_[a-z_]+|up)\b", e)}
     assert exprs and used
     # Counters that have not moved yet have no samples; their families are declared.
-    declared = set(re.findall(r"^# TYPE (\S+)", _scrape(operator), re.M))
+    declared = {f.name for f in text_string_to_metric_families(_scrape(operator))}
     families = {n + s for n in declared for s in ("", "_total", "_bucket", "_sum", "_count")}
     # The portal's panels: its own registry's families, as a scrape of it would show them.
     from prometheus_client import generate_latest
@@ -143,7 +144,7 @@ def test_dashboard_queries_only_exported_metrics(bed: Bed, namespace: str,
     from deskfleet.portal.metrics import REGISTRY as PORTAL_REGISTRY
 
     portal = generate_latest(PORTAL_REGISTRY).decode()
-    portal_families = {n + s for n in re.findall(r"^# TYPE (\S+)", portal, re.M)
+    portal_families = {n + s for n in (f.name for f in text_string_to_metric_families(portal))
                        for s in ("", "_total", "_bucket", "_sum", "_count")}
     missing = used - scraped - families - portal_families
     assert not missing, f"dashboard queries metrics nothing exports: {missing}"

@@ -15,6 +15,7 @@ from deskfleet.kube.compare import is_subset
 
 from ..conftest import PORTAL_URL, Bed, Operator, example_docs, wait_until
 from ..support.faults import CHILD_KINDS
+from ..support.metrics import samples
 from ..support.revisions import host_deployments
 
 POOLS = ("clinical-desktop", "ehr-web", "pacs-viewer")
@@ -164,13 +165,10 @@ def count_writes(metrics: str) -> dict[str, int]:
     """Writes to the kinds the operator writes, from apiserver_request_total, by
     verb/resource/subresource."""
     counts: dict[str, int] = {}
-    for line in metrics.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+    for labels, value in samples(metrics, "apiserver_request_total"):
         if labels.get("verb") in WRITE_VERBS and labels.get("resource") in OPERATOR_RESOURCES:
             key = f"{labels['verb']} {labels['resource']}/{labels.get('subresource', '')}"
-            counts[key] = counts.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+            counts[key] = counts.get(key, 0) + int(value)
     return counts
 
 
