@@ -24,6 +24,7 @@ POOL_LABEL = "deskfleet.io/pool"
 REVISION_LABEL = "deskfleet.io/revision"
 POOL_CHILD_KINDS = Counter(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment",
                             "Service", "PodDisruptionBudget", "NetworkPolicy"])
+AGENT_KINDS = Counter(["ServiceAccount", "Role", "RoleBinding"])  # the agent's identity
 ROUTE_KINDS = {"Ingress", "HTTPRoute"}
 START = "Activity 'start' succeeded."
 
@@ -153,14 +154,17 @@ def _controller(meta: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
 
 
-def audit_problems(bed: Bed, ns: str, rollouts: bool = False) -> tuple[list[Problem], int]:
+def audit_problems(bed: Bed, ns: str, rollouts: bool = False, settled: bool = True
+                   ) -> tuple[list[Problem], int]:
     """Problems with the children of the namespace's pools and apps, and how many objects
     were looked at. Exactly the rendered set per parent (no duplicates, nothing missing),
     every child owned by exactly one live parent (no orphans), every ReplicaSet owned by a
     live Deployment. Without `rollouts`, one ReplicaSet per Deployment (no rollout the
     faults caused: the tests change no pod template); with it, one ReplicaSet with replicas
     per Deployment and as many hosts as replicas, each owned by a live ReplicaSet (call it
-    once the rollouts are over)."""
+    once the rollouts are over). Not `settled` (rollouts may be under way, their outdated
+    hosts draining): a pool may run a Deployment per revision, and the ReplicaSets and
+    hosts are not counted, only their owners checked."""
     owners = {o["metadata"]["uid"]: o for o in parents(bed, ns)}
     kids = bed.list(CHILD_KINDS, ns, MANAGED)
     problems: list[Problem] = []
@@ -192,8 +196,12 @@ def audit_problems(bed: Bed, ns: str, rollouts: bool = False) -> tuple[list[Prob
     for uid, kinds in per_owner.items():
         owner = owners[uid]
         name = f"{owner['kind']}/{owner['metadata']['name']}"
-        if owner["kind"] == "SessionHostPool" and kinds != POOL_CHILD_KINDS:
-            extra = any(kinds[k] > POOL_CHILD_KINDS[k] for k in kinds)
+        agent = ((owner.get("spec") or {}).get("agent") or {}).get("enabled", True)
+        expected = POOL_CHILD_KINDS if agent else POOL_CHILD_KINDS - AGENT_KINDS
+        if not settled and kinds["Deployment"] > 1:  # outdated revisions still there
+            kinds = Counter({**kinds, "Deployment": 1})
+        if owner["kind"] == "SessionHostPool" and kinds != expected:
+            extra = any(kinds[k] > expected[k] for k in kinds)
             problems.append(Problem("duplicate" if extra else "missing",
                                     f"{name} has children {dict(kinds)}"))
         if owner["kind"] == "PublishedApp" and (sum(kinds.values()) != 1 or
@@ -217,6 +225,8 @@ def audit_problems(bed: Bed, ns: str, rollouts: bool = False) -> tuple[list[Prob
         owned[refs[0]["name"]] += 1
         live[refs[0]["name"]] += bool((rs.get("spec") or {}).get("replicas"))
     checked = len(kids) + len(owners) + len(replicasets)
+    if not settled:
+        return problems, checked
     if not rollouts:
         for name, count in owned.items():
             if count != 1:
