@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .accesspolicy import AccessPolicySpec, AccessPolicyStatus
-from .common import GROUP, VERSION, Model
+from .common import GROUP, Model
 from .publishedapp import PublishedAppSpec, PublishedAppStatus
 from .sessionhostpool import SessionHostPoolSpec, SessionHostPoolStatus
 
@@ -36,10 +36,6 @@ class Kind:
     @property
     def crd_name(self) -> str:
         return f"{self.plural}.{GROUP}"
-
-    @property
-    def api_version(self) -> str:
-        return f"{GROUP}/{VERSION}"
 
 
 SESSION_HOST_POOL = Kind(

@@ -58,7 +58,6 @@ CHILD_TYPES: tuple[ResourceType, ...] = (
     ResourceType("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy", "securitypolicies"),
 )
 POD = ResourceType("v1", "Pod", "pods")
-EVENT = ResourceType("events.k8s.io/v1", "Event", "events")
 OWN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("deskfleet.io/v1alpha1", "SessionHostPool", "sessionhostpools"),
     ResourceType("deskfleet.io/v1alpha1", "PublishedApp", "publishedapps"),
@@ -66,7 +65,7 @@ OWN_TYPES: tuple[ResourceType, ...] = (
 )
 
 BY_KIND: dict[tuple[str, str], ResourceType] = {
-    (t.api_version, t.kind): t for t in (*CHILD_TYPES, *OWN_TYPES, POD, EVENT)
+    (t.api_version, t.kind): t for t in (*CHILD_TYPES, *OWN_TYPES, POD)
 }
 
 

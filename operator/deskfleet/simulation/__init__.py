@@ -8,7 +8,7 @@ against two clairvoyant references (`bounds`). Wire it into a command line with
 `add_arguments` and `run_cli`.
 """
 
-from .cli import add_arguments, main, run_cli
+from .cli import add_arguments, run_cli
 from .run import SimulationResult, simulate
 
-__all__ = ["SimulationResult", "add_arguments", "main", "run_cli", "simulate"]
+__all__ = ["SimulationResult", "add_arguments", "run_cli", "simulate"]
