@@ -176,20 +176,20 @@ def reasons(kube: FakeKube) -> list[str]:
 
 
 def test_the_status_conditions_and_events_of_a_rollout() -> None:
-    old, new = live_deployment("desktop:1", 2), live_deployment("desktop:2", 3)
+    old, new = live_deployment("desktop:1", 2), live_deployment("desktop:2", 2)
     r_old, r_new = revision_label(old), revision_label(new)
     drained = format_time(REAL - timedelta(minutes=5))
     pods = [host_pod("o0", r_old, 2, **{DRAINING_ANNOTATION: drained}),
             host_pod("o1", r_old, 1, **{DRAINING_ANNOTATION: drained}),
-            host_pod("n0", r_new, 1), host_pod("n1", r_new, 0), host_pod("n2", r_new, 0)]
+            host_pod("n0", r_new, 1), host_pod("n1", r_new, 0)]
     before = {"revision": r_old, "outdatedHosts": 0}
     kube = FakeKube()
     reconcile_pool(kube, Settings(), converged("desktop:2", [old, new], pods, before))
     [status] = statuses(kube)
     # 1 session + 1 free slot + 3 staying on outdated hosts need 3 hosts of 2, less the
-    # one host's worth staying on outdated ones, plus the surge: 3, as there are.
+    # one host's worth staying on outdated ones (drained: the surge is over): 2.
     assert (status["revision"], status["updatedHosts"], status["outdatedHosts"],
-            status["updated"]) == (r_new, 3, 2, "3/5")
+            status["updated"]) == (r_new, 2, 2, "2/4")
     assert "steady" in status["scalingReason"]
     rollout = status["rollout"]
     assert rollout["outdatedRevisions"] == [r_old] and rollout["pastDeadlineHosts"] == 0
@@ -197,7 +197,7 @@ def test_the_status_conditions_and_events_of_a_rollout() -> None:
     assert rollout["oldestOutdatedHost"]["drainingSince"] == drained
     moving = next(c for c in status["conditions"] if c["type"] == "Progressing")
     assert (moving["status"], moving["reason"]) == ("True", "RollingOut")
-    assert moving["message"].startswith(f"3 of 5 hosts run revision {r_new}; 2 outdated")
+    assert moving["message"].startswith(f"2 of 4 hosts run revision {r_new}; 2 outdated")
     assert reasons(kube).count("RolloutStarted") == 1
     # The same facts again: nothing to write, nothing to say.
     again = FakeKube()

@@ -61,27 +61,49 @@ def test_a_rollout_starts_new_hosts_for_the_free_slots_and_the_surge() -> None:
     assert d.outdated == ("o0", "o1", "o2")
 
 
-def test_old_hosts_with_room_take_logons_until_a_new_host_can() -> None:
+def test_old_hosts_with_room_take_logons_until_new_ones_hold_the_free_slots() -> None:
     hosts = [old("o0", 3), old("o1", 8), new("n0", None, ready=False, age_s=1)]
     d = roll(spec(), hosts, 1, {OLD: 2})
     assert d.accepting == ("n0", "o0") and d.drain == ()  # n0 is still starting
     ready = [old("o0", 3), old("o1", 8), new("n0", 0), new("n1", None, ready=False)]
     d = roll(spec(), ready, 2, {OLD: 2})
-    # n0 can take a logon: old hosts take none, but drain only once the new ones hold
-    # the 4 free slots the pool keeps (n0 has 8) ...
-    assert d.accepting == ("n0", "n1") and d.drain == ("o0", "o1")
+    # n0 holds the 4 free slots the pool keeps (it has 8): old hosts take no logon, and
+    # drain.
+    assert d.current_takes_logons and d.accepting == ("n0", "n1")
+    assert d.drain == ("o0", "o1")
     assert {n.host: (n.message, n.deadline) for n in d.notices} == {
         "o0": (MESSAGE, None), "o1": (MESSAGE, None)}  # no deadline set: no forced logoff
 
 
 def test_old_hosts_wait_to_drain_while_new_ones_hold_fewer_free_slots_than_kept() -> None:
-    hosts = [old("o0", 8), old("o1", 8), new("n0", 6), new("n1", None, ready=False)]
+    hosts = [old("o0", 7), old("o1", 8), new("n0", 6), new("n1", None, ready=False)]
     d = roll(spec(), hosts, 2, {OLD: 2})
-    assert d.drain == () and d.accepting == ("n0", "n1")
+    # 2 free slots on n0, 4 kept, n1 on its way: o0 still takes logons too.
+    assert d.drain == () and d.accepting == ("n0", "n1", "o0")
     # ... or once none is still starting.
     up = [old("o0", 8), old("o1", 8), new("n0", 6), new("n1", 7)]
     d = roll(spec(bufferSessions=1), up, 2, {OLD: 2})
     assert set(d.drain) == {"o0", "o1"}
+
+
+def test_in_a_storm_warm_old_hosts_serve_again_unless_the_rollout_has_a_deadline() -> None:
+    # The new hosts are full and one more is starting; old ones drain with room.
+    storm = [old("o0", 3, draining_for=600), old("o1", 6, draining_for=600),
+             new("n0", 8), new("n1", 8), new("n2", None, ready=False, age_s=1)]
+    d = roll(spec(), storm, 3, {OLD: 2})
+    assert not d.current_takes_logons
+    # The fullest first (o1: 2 free slots) until they hold the 4 the pool keeps.
+    assert d.undrain == ("o1", "o0") and {"o0", "o1"} <= set(d.accepting)
+    timed = roll(spec({"drainDeadline": "8h"}), storm, 3, {OLD: 2})
+    assert timed.undrain == () and not {"o0", "o1"} & set(timed.accepting)
+    # Serving again, o1 drains again only once no new host is on its way (not at the
+    # first free slot, which would make its users' notice flap).
+    back = [old("o0", 3, draining_for=600), old("o1", 6), new("n0", 2), new("n1", 8),
+            new("n2", None, ready=False, age_s=1)]
+    d = roll(spec(bufferSessions=1), back, 3, {OLD: 2})
+    assert d.current_takes_logons and "o1" not in d.drain and "o1" not in d.accepting
+    up = [*back[:4], new("n2", 0)]
+    assert "o1" in roll(spec(bufferSessions=1), up, 3, {OLD: 2}).drain
 
 
 def test_the_deadline_and_urgent_mode() -> None:
@@ -110,9 +132,9 @@ def test_past_the_deadline_old_hosts_are_logged_off_then_removed() -> None:
              new("n1", 0)]
     d = roll(pool, asked, 2, {OLD: 1})
     assert d.remove == ("o0",) and d.outdated_replicas == ((OLD, 0),)
-    # 2 sessions + 4 being logged off (their users will be back) + 4 free slots: 2 hosts,
-    # and the surge while an outdated host remains.
-    assert d.replicas == 3
+    # 2 sessions + 4 being logged off (their users will be back) + 4 free slots: 2 hosts
+    # (the surge is over once the outdated hosts drain).
+    assert d.replicas == 2
 
 
 def test_an_old_host_goes_when_it_reports_empty_and_its_revision_then_goes() -> None:
@@ -148,9 +170,12 @@ def test_old_hosts_that_never_started_go_at_once() -> None:
 def test_sessions_on_old_hosts_count_when_sizing_the_new_revision() -> None:
     # minHosts 10 over 40 sessions on 10 old hosts: without a rollout 10 hosts, 40 free.
     # The new revision gets 10 - 40 // 8 = 5 hosts (40 free slots) plus the surge (3).
-    hosts = [old(f"o{i}", 4, draining_for=60) for i in range(10)]
+    hosts = [old(f"o{i}", 4) for i in range(10)]
     d = roll(spec(minHosts=10), hosts, 0, {OLD: 10})
     assert d.replicas == 5 + 3
+    # Once the old hosts drain, the surge is over: demand decides.
+    draining = [replace(h, draining_since=NOW) for h in hosts]
+    assert roll(spec(minHosts=10), draining, 8, {OLD: 10}).replicas == 8  # not grown
     # The pool may go above maxHosts by the surge during a rollout, no further.
     d = roll(spec(minHosts=10, maxHosts=10), hosts, 0, {OLD: 10})
     assert d.replicas == 3
@@ -268,14 +293,25 @@ def test_rollout_guarantees(pool: SessionHostPoolSpec, hosts: list[Host], curren
                 assert pool.update.urgent and h.revision != current
                 assert n.deadline == NOW + timedelta(minutes=15)
 
-    # Every new logon lands on current-revision hosts once one of them can take it; an
-    # outdated host never takes one once it drains, and is never put back into service.
+    # Every new logon lands on current-revision hosts once their ready hosts hold the
+    # free slots the pool keeps (or some, with none on its way); a draining host takes
+    # none.
     draining_after = ({h.name for h in hosts if h.draining} - set(d.undrain)) | set(d.drain)
     accepting = {by_name[n] for n in d.accepting}
     assert not any(h.name in draining_after for h in accepting)
-    if any(h.revision == current and h.ready for h in accepting):
+    ready_free = sum(8 - (h.sessions or 0) for h in hosts if h.revision == current
+                     and h.ready and h.name not in draining_after and h.fresh(NOW, 120))
+    if ready_free >= max(1, d.keep_free):
+        assert d.current_takes_logons
+    if d.current_takes_logons:
         assert all(h.revision == current for h in accepting)
-    assert not any(by_name[n].revision != current for n in d.undrain)
+    # An outdated host serves again only in a rollout without a deadline, never one
+    # asked to log off, and only when no current host can take a logon.
+    back = [by_name[n] for n in d.undrain if by_name[n].revision != current]
+    if back:
+        assert pool.update.drain_deadline is None and not pool.update.urgent
+        assert not any(h.logoff_requested_at or h.logoff_deadline for h in back)
+        assert not d.current_takes_logons
     assert set(d.outdated) == {h.name for h in old_hosts}
 
     # An outdated revision keeps only hosts it has, loses the ones removed, and goes
@@ -331,4 +367,4 @@ def test_a_rollback_serves_from_the_old_hosts_before_starting_new_ones(
     if pool.scaling.paused:
         return
     if d.replicas > len(back):
-        assert set(d.undrain) == {h.name for h in back}
+        assert {n for n in d.undrain if n.startswith("c")} == {h.name for h in back}

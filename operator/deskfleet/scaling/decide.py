@@ -116,6 +116,7 @@ class Decision:
     outdated: tuple[str, ...] = ()
     past_deadline: tuple[str, ...] = ()
     keep_free: int = 0  # free slots the pool keeps for logons
+    current_takes_logons: bool = True  # else outdated hosts still serving take some
 
     @property
     def signal_ok(self) -> bool:
@@ -251,7 +252,9 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
                      active_load=sum(host_load(h) for h in mine if not h.draining),
                      returning=sum(returning(h) for h in [*draining, *outdated]),
                      outdated_load=sum(host_load(h) - returning(h) for h in outdated),
-                     surge=surge_hosts(spec, len(outdated)))
+                     # Ahead of demand only until the outdated hosts drain: enough new
+                     # hosts to take over at once; afterwards demand decides.
+                     surge=surge_hosts(spec, sum(1 for h in outdated if not h.draining)))
     active = [h for h in mine if not h.draining]
     undrain: list[Host] = []
     # Never back into service: a host already told to log its users off.
@@ -307,17 +310,36 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     drained = {h.name for h in drain}
     still_serving = [h for h in active if h.name not in drained]
     starting = bool(pending or added or any(not h.ready for h in still_serving))
-    switch = _switch(still_serving, trust, per_host, sizing.keep_free(), starting)
+    # Whether the current revision takes every logon: its ready hosts hold the free
+    # slots the pool keeps, or some and no more are on their way.
+    takes = _takes_logons(still_serving, trust, per_host, sizing.keep_free(), starting)
+    # Outdated hosts serving again after the switch (a storm, below) drain again only
+    # once no current host is on its way: not at the first free slot, which would flap.
+    switched = any(h.draining for h in outdated)
     retiring = [h for h in outdated if not h.draining
-                and (switch or (not h.ready and h.reported_at is None))]
+                and ((takes and not (switched and starting))
+                     or (not h.ready and h.reported_at is None))]
     outdated_serving = [h for h in outdated if not h.draining and h not in retiring]
     if retiring:
         reason += (f"; {len(retiring)} outdated host(s) stop taking logons and drain"
-                   if switch else "")
+                   if takes else "")
+    # A storm the current revision cannot take while more hosts are on their way, in a
+    # rollout with no deadline: rather than let logons wait for them, warm outdated hosts
+    # serve again (as draining hosts would without a rollout) until the new ones are up.
+    free = sum(per_host - load(h, trust[h.name], per_host)
+               for h in [*still_serving, *outdated_serving] if h.ready)
+    spare = [] if takes or not starting or update.force_logoff else _spare(
+        outdated, trust, per_host, sizing.keep_free() - free)
+    if spare:
+        undrain += spare
+        # They take logons at once: the storm is why they serve again.
+        outdated_serving += [replace(h, draining_since=None) for h in spare]
+        reason += (f", outdated host(s) back into service until the new ones are up: "
+                   f"{', '.join(h.name for h in spare)}")
     drained_now = [replace(h, draining_since=now) for h in [*drain, *retiring]]
     notices, logoff, remove = _retire(
-        [*draining, *(h for h in outdated if h.draining), *drained_now], policy_of, now,
-        max_age)
+        [*draining, *(h for h in outdated if h.draining and h not in spare), *drained_now],
+        policy_of, now, max_age)
     # Never drained and removed in one pass: the Service may still route a logon to it.
     remove = [r for r in remove if r not in {h.name for h in drained_now}]
     remove, held = _removable(remove, hosts, mine, revisions, pending)
@@ -341,9 +363,9 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
     mode = phase.load_balancing or scaling.load_balancing
     placed = accepting_hosts(still_serving, per_host, mode, surplus=target < have,
                              keep_free=sizing.keep_free())
-    if not any(h.ready and accepts(h, per_host) and h.name in placed for h in still_serving):
-        # No current host can take a logon yet: outdated ones still do, as without a
-        # rollout (at once they are drained, never again).
+    if not takes:
+        # The current revision cannot take every logon yet: outdated hosts still serving
+        # take them too, so none waits longer than without a rollout.
         placed = tuple(sorted((*placed, *accepting_hosts(
             outdated_serving, per_host, mode, surplus=False, keep_free=sizing.keep_free()))))
     removed = set(remove)
@@ -361,13 +383,33 @@ def decide(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datetime,
         disconnected=disconnected, revision=current,
         outdated_replicas=tuple(sorted(outdated_replicas.items())),
         retired=_retired(revisions, outdated), outdated=tuple(h.name for h in outdated),
-        past_deadline=past, keep_free=sizing.keep_free())
+        past_deadline=past, keep_free=sizing.keep_free(), current_takes_logons=takes)
 
 
-def _switch(serving: Sequence[Host], trust: dict[str, Signal], per_host: int,
-            keep_free: int, starting: bool) -> bool:
-    """Whether outdated hosts drain now: the ready current hosts hold the free slots
-    the pool keeps, or hold some and no current host is still on its way."""
+def _spare(outdated: Sequence[Host], trust: dict[str, Signal], per_host: int,
+           slots: int) -> list[Host]:
+    """Draining outdated hosts to serve a storm: ready, with fresh counts and free
+    slots, never one whose users were given a deadline; the fullest first (the emptiest
+    keep draining towards removal), until they hold `slots` free (none if not positive)."""
+    order = sorted((h for h in outdated if h.draining and h.ready and not h.logoff_deadline
+                    and not h.logoff_requested_at and trust[h.name] is Signal.FRESH
+                    and (h.sessions or 0) < per_host),
+                   key=lambda h: (-(h.sessions or 0), h.name))
+    chosen: list[Host] = []
+    free = 0
+    for h in order:
+        if free >= slots:
+            break
+        chosen.append(h)
+        free += per_host - (h.sessions or 0)
+    return chosen
+
+
+def _takes_logons(serving: Sequence[Host], trust: dict[str, Signal], per_host: int,
+                  keep_free: int, starting: bool) -> bool:
+    """Whether the current revision takes every logon (and outdated hosts drain): its
+    ready hosts hold the free slots the pool keeps, or hold some and no current host is
+    still on its way."""
     free = sum(per_host - load(h, trust[h.name], per_host) for h in serving if h.ready)
     return free > 0 and (free >= max(1, keep_free) or not starting)
 
@@ -463,7 +505,8 @@ def _without_signal(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datet
     remove, _ = _removable(remove, hosts, mine, revisions, 0)
     removed = set(remove)
     serving = [h for h in mine if not h.draining]
-    if not any(h.ready for h in serving):
+    takes = any(h.ready for h in serving)
+    if not takes:
         serving += [h for h in outdated if not h.draining and h not in retiring]
     # Without counts every serving host takes logons (the Service must not empty).
     return Decision(have + added, "up" if added else ("down" if remove else "none"),
@@ -474,7 +517,7 @@ def _without_signal(spec: SessionHostPoolSpec, hosts: Sequence[Host], now: datet
                     outdated_replicas=tuple(sorted(
                         _outdated_replicas(revisions, outdated, removed).items())),
                     retired=_retired(revisions, outdated),
-                    outdated=tuple(h.name for h in outdated))
+                    outdated=tuple(h.name for h in outdated), current_takes_logons=takes)
 
 
 def _retire(draining: list[Host], policy_of: Callable[[Host], DrainPolicy], now: datetime,

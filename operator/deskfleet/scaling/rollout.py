@@ -12,15 +12,20 @@ sized by the autoscaler as always. Hosts of every other revision are *outdated*:
    their users get the update's notice — with a deadline if `update.drainDeadline` is
    set, or `urgentDeadline` in urgent mode — and they leave as any drained host does,
    when they report no session (disconnected ones included), or once logged off after
-   the deadline. An outdated host is never put back into service.
-4. An outdated revision keeps only the hosts it has (a pod it lost is not replaced, one
+   the deadline.
+4. An outdated host is put back into service only to spare logons a wait, as a draining
+   host would be without a rollout: in a storm the current revision cannot take yet
+   (hosts being added, none with a free slot), in a rollout with no deadline, and never
+   one whose users were given a deadline; it drains again once the new hosts are up.
+5. An outdated revision keeps only the hosts it has (a pod it lost is not replaced, one
    still to be created is not), and its Deployment is deleted once it has none.
 
 Capacity: outdated hosts offer no free slot, but their sessions still count as the
 pool's load, packed — so the current revision gets what the pool would have without a
 rollout minus the hosts' worth of sessions staying on outdated ones (decide.py's
-_Sizing), plus `maxSurge` hosts ahead of demand while outdated hosts remain. The pool
-may exceed `maxHosts` by that surge meanwhile, so a pool at its maximum can still roll.
+_Sizing), plus `maxSurge` hosts ahead of demand until the outdated hosts drain (enough
+new hosts to take over at once; afterwards demand decides). The pool may exceed
+`maxHosts` by that surge during a rollout, so a pool at its maximum can still roll.
 
 A rollback is the spec reverting: the old template's revision becomes current again,
 and its hosts — still there, maybe draining — are current hosts the autoscaler may put
@@ -86,7 +91,8 @@ def update_policy(spec: SessionHostPoolSpec, scale_in: DrainPolicy) -> DrainPoli
 
 def surge_hosts(spec: SessionHostPoolSpec, outdated: int) -> int:
     """New-revision hosts started ahead of demand, never more than the outdated hosts
-    they will replace (and how far the pool may exceed maxHosts meanwhile)."""
+    they replace (of those still serving); of all outdated hosts, how far the pool may
+    exceed maxHosts meanwhile."""
     if outdated <= 0:
         return 0
     surge = spec.update.max_surge
