@@ -127,7 +127,7 @@ def test_several_seeds_make_a_summary(tmp_path: Path,
 
 
 @pytest.mark.parametrize("bad", [["--seeds", "1,x"], ["--startup", "4 minutes"],
-                                 ["--scenario", "patch-day"], ["--seed", "1", "--seeds", "2"],
+                                 ["--scenario", "strike-day"], ["--seed", "1", "--seeds", "2"],
                                  ["--scenario", "teleconsultation", "--logons", "h.csv"]])
 def test_options_are_checked(bad: list[str]) -> None:
     with pytest.raises(SystemExit):

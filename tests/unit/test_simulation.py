@@ -281,7 +281,7 @@ def test_the_hpa_baseline_cuts_sessions_and_deskfleet_does_not(day: SimulationRe
     assert day.policy(FORCED).shortest_notice == 3600
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
+@pytest.mark.parametrize("name", [n for n, s in SCENARIOS.items() if not s.rollout])
 def test_scenario_meets_the_targets_without_a_phase(name: str) -> None:
     """No schedule phase: demand, not a phase tuned to the day, meets its storms."""
     spec = deskfleet_pool()
@@ -303,3 +303,27 @@ def test_scenario_meets_the_targets_without_a_phase(name: str) -> None:
         assert forced <= TARGET_FORCED
     assert all(ok for ok, text in checks(result) if "1.20x" not in text or
                name != "teleconsultation")
+
+
+def test_a_patch_day_rolls_without_cutting_where_a_deployment_rollout_cuts_hundreds() -> None:
+    """The image changes at 10:00 with ~900 sessions open (1,000 staff: a third of the
+    day, to keep the test fast)."""
+    spec = deskfleet_pool()
+    w = SCENARIOS["patch-day"].build(1, 1000)
+    assert [c.astimezone(LONDON).strftime("%H:%M") for c in w.image_changes] == ["10:00"]
+    result = simulate(w, spec, SimOptions(seed=1), default_policies(w, spec), "patch-day")
+    by = {p.name: p for p in result.policies}
+    plain = by["plain Deployment rollout (maxSurge 25%)"]
+    reference = by["deskfleet, no image change (reference)"]
+    assert plain.cut > 100 and plain.outdated_until is not None
+    assert reference.outdated_until is None or reference.cut == 0
+    for name in ("deskfleet", "deskfleet, update deadline 2h", "deskfleet, update deadline 8h",
+                 "deskfleet, urgent (15m notice)"):
+        p = by[name]
+        assert p.cut == 0 and p.cut_after_notice == 0, name
+    assert by["deskfleet"].logged_off == 0
+    assert by["deskfleet, urgent (15m notice)"].shortest_notice is not None
+    assert by["deskfleet, urgent (15m notice)"].shortest_notice >= 15 * 60
+    urgent_done = by["deskfleet, urgent (15m notice)"].outdated_until
+    assert urgent_done is not None and urgent_done < w.image_changes[0] + timedelta(hours=1)
+    assert all(ok for ok, _ in checks(result)), [t for ok, t in checks(result) if not ok]

@@ -19,7 +19,7 @@ from ..api.sessionhostpool import SessionHostPoolSpec
 from .history import HistoryError, load_history
 from .plot import PlotUnavailable, plot
 from .pool import STARTUP, PoolFileError, deskfleet_pool, load_pool
-from .report import markdown, summary, table
+from .report import markdown, results_table, summary
 from .run import DEFAULT_SEED, SimOptions, SimulationResult, default_policies, simulate
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS
 from .workload import DEFAULT_STAFF, Workload
@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     names = ", ".join(SCENARIOS)
     source.add_argument("--scenario", default=DEFAULT_SCENARIO,
                         choices=[*SCENARIOS, "all"], metavar="NAME",
-                        help=f"a built-in day: {names}, or all (default {DEFAULT_SCENARIO})")
+                        help=f"a built-in day: {names}, or all (every day but patch-day, "
+                        f"whose policies are rollouts; default {DEFAULT_SCENARIO})")
     source.add_argument("--logons", type=Path, metavar="CSV",
                         help="replay a logon history: one logon a row, columns start (ISO "
                         "8601 with offset), end or duration_minutes, and optionally "
@@ -130,7 +131,8 @@ def _workloads(args: argparse.Namespace, spec: SessionHostPoolSpec) -> list[tupl
         schedule = spec.scaling.schedule
         tz = ZoneInfo(schedule.time_zone) if schedule else None
         return [("history", load_history(args.logons, tz))]
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = ([n for n, s in SCENARIOS.items() if not s.rollout] if args.scenario == "all"
+             else [args.scenario])
     seeds = args.seeds or [args.seed]
     return [(name, SCENARIOS[name].build(seed, args.staff)) for name in names for seed in seeds]
 
@@ -171,7 +173,7 @@ def run_cli(args: argparse.Namespace) -> int:
         result = results[0]
         picture = None if args.no_plot else _draw(result, args.out_dir / "simulation.png")
         page.write_text(markdown(result, command, picture))
-        sys.stdout.write(table(result) + "\n")
+        sys.stdout.write(results_table(result) + "\n")
     else:
         pictures = []
         for name in dict.fromkeys(r.scenario for r in results):  # each scenario's first seed

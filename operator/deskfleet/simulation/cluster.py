@@ -45,6 +45,7 @@ class SimHost:
     logoff_deadline: float | None = None  # announced in the drain notice
     noticed_at: float | None = None
     logoff_requested_at: float | None = None
+    revision: int = 0  # the template it was created from (an image change makes another)
     # (moment, sessions, connected) at every change: what a lagging agent reported.
     history: list[tuple[float, int, int]] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ class Tally:
     host_seconds: float = 0.0
     serving_seconds: float = 0.0  # of ready hosts taking logons
     peak_hosts: int = 0
+    outdated_until: float | None = None  # the last moment a host of an old template ran
 
 
 class Cluster:
@@ -108,6 +110,7 @@ class Cluster:
         self._seq = 0
         self._queue: deque[tuple[int, float, float, float]] = deque()  # id, arrival, len, tail
         self._clock = float("-inf")
+        self.revision = 0  # the template new hosts are created from
 
     # --- what an autoscaler sees -------------------------------------------------------
     @property
@@ -167,6 +170,8 @@ class Cluster:
     def bill(self, start: float, end: float) -> None:
         """Count the hosts that exist over [start, end) (the count only changes at ticks)."""
         lo, hi = max(start, self.measure_from), min(end, self.measure_to)
+        if any(h.revision != self.revision for h in self.hosts.values()):
+            self.tally.outdated_until = end
         if hi > lo:
             self.tally.host_seconds += len(self.hosts) * (hi - lo)
             self.tally.serving_seconds += self.serving_slots(start) / self.per_host * (hi - lo)
@@ -260,8 +265,11 @@ class Cluster:
               drain: tuple[str, ...] = (), undrain: tuple[str, ...] = (),
               accepting: tuple[str, ...] | None = None,
               deadlines: dict[str, float | None] | None = None,
-              logoff: tuple[str, ...] = ()) -> None:
-        """What the operator writes on the pods, then deletions, then new hosts."""
+              logoff: tuple[str, ...] = (), revision: int = 0) -> None:
+        """What the operator writes on the pods, then deletions, then new hosts (of the
+        template in force, `revision`). A deadline brought forward (an urgent rollout)
+        replaces the one announced."""
+        self.revision = revision
         for name in undrain:
             host = self.hosts[name]
             host.draining_since = host.logoff_deadline = host.noticed_at = None
@@ -270,7 +278,8 @@ class Cluster:
             self.hosts[name].draining_since = now
         for name, deadline in (deadlines or {}).items():
             host = self.hosts[name]
-            if host.logoff_deadline is None and deadline is not None:
+            if deadline is not None and (host.logoff_deadline is None
+                                         or deadline < host.logoff_deadline):
                 host.logoff_deadline, host.noticed_at = deadline, now
         for name in logoff:
             self._log_off(self.hosts[name], now)
@@ -287,7 +296,7 @@ class Cluster:
             name = f"{self.prefix}-{self._created:05d}"
             spread = self.rng.uniform(-1, 1) * self.startup_spread if self.startup_spread else 0
             ready = now + max(0.0, self.startup + spread)
-            self.hosts[name] = SimHost(name, now, ready)
+            self.hosts[name] = SimHost(name, now, ready, revision=revision)
             self._push(ready, _READY, name)
         self._serve_queue(now)
 

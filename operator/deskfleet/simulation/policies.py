@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..api.sessionhostpool import SessionHostPoolSpec
-from ..scaling.decide import Demand, Host, Memory, decide
+from ..scaling.decide import Demand, Host, Memory, Revisions, decide
 from .pool import STATIC_HEADROOM, HpaSettings, describe_pool
 
 
@@ -33,6 +33,7 @@ class HostState:
     reported_at: datetime | None = None
     logoff_deadline: datetime | None = None
     logoff_requested_at: datetime | None = None
+    revision: int = 0  # the template it runs (each image change makes a new one)
 
     @property
     def visible_to_tcp(self) -> int:
@@ -47,6 +48,7 @@ class Observation:
     unserved: int = 0
     startup_seconds: float | None = None
     ended_per_minute: float = 0.0  # sessions ending on hosts that take logons
+    revision: int = 0  # the pool's template now: new hosts run it, others are outdated
 
 
 @dataclass(frozen=True)
@@ -151,10 +153,14 @@ class DeskfleetPolicy:
     the operator itself wrote on the pods."""
 
     def __init__(self, spec: SessionHostPoolSpec, name: str = "deskfleet",
-                 use_demand: bool = True, net_rate: bool = True) -> None:
+                 use_demand: bool = True, net_rate: bool = True,
+                 one_revision: bool = False) -> None:
         self.spec, self.name, self.use_demand, self.net_rate = spec, name, use_demand, net_rate
         self.memory = Memory()
         self.host_source = spec.agent.session_source == "host"
+        # Every host counted as current: the pool as if its template never changed (a
+        # reference for what a rollout costs).
+        self.one_revision = one_revision
 
     def describe(self) -> list[str]:
         return [*describe_pool(self.spec),
@@ -166,21 +172,36 @@ class DeskfleetPolicy:
                 "Decision.replicas, drain, undrain, accepting, notices, logoff and remove "
                 "applied as the operator does"]
 
+    def current_replicas(self, views: Sequence[Host], current: str) -> int:
+        """The current revision's replica count: its hosts (the simulated ReplicaSet
+        creates at once)."""
+        return sum(1 for h in views if h.revision == current)
+
     def view(self, h: HostState) -> Host:
         sessions = h.sessions if self.host_source else h.visible_to_tcp
         disconnected = h.sessions - h.visible_to_tcp if self.host_source else None
+        revision = "0" if self.one_revision else str(h.revision)
         return Host(h.name, h.created_at, h.ready, sessions if h.ready else None,
                     h.reported_at if h.ready else None, h.draining_since,
                     disconnected=disconnected, logoff_deadline=h.logoff_deadline,
-                    logoff_requested_at=h.logoff_requested_at)
+                    logoff_requested_at=h.logoff_requested_at, revision=revision)
 
     def step(self, now: datetime, hosts: Sequence[HostState], seen: Observation) -> Action:
         demand = (Demand(seen.launches_per_minute, seen.unserved, seen.startup_seconds,
                          seen.ended_per_minute if self.net_rate else 0.0)
                   if self.use_demand else None)
-        decision = decide(self.spec, [self.view(h) for h in hosts], now, self.memory,
-                          len(hosts), demand)
+        views = [self.view(h) for h in hosts]
+        current = "0" if self.one_revision else str(seen.revision)
+        # One Deployment per revision: each outdated one's replicas are the hosts it has.
+        outdated: dict[str, int] = {}
+        for h in views:
+            if h.revision != current:
+                outdated[h.revision] = outdated.get(h.revision, 0) + 1
+        decision = decide(self.spec, views, now, self.memory,
+                          self.current_replicas(views, current), demand,
+                          Revisions(current, outdated))
         self.memory = decision.memory
-        return Action(decision.replicas, decision.remove, decision.drain, decision.undrain,
+        replicas = decision.replicas + sum(n for _, n in decision.outdated_replicas)
+        return Action(replicas, decision.remove, decision.drain, decision.undrain,
                       decision.accepting, {n.host: n.deadline for n in decision.notices},
                       decision.logoff)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from .run import PolicyResult, SimulationResult
 
@@ -56,8 +57,75 @@ def table(result: SimulationResult) -> str:
     return "\n".join(rows)
 
 
+REFERENCE = "deskfleet, no image change (reference)"
+
+
+def rollout_table(result: SimulationResult) -> str:
+    """A day with an image change: what each rollout cost and what users got."""
+    reference = next((p for p in result.policies if p.name == REFERENCE), None)
+    rows = ["| policy | host-hours | vs no image change | sessions cut without notice | "
+            "logged off with notice | logons that waited | max wait | last old host gone | "
+            "peak hosts |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in result.policies:
+        extra = (f"{p.host_hours - reference.host_hours:+,.1f}"
+                 if reference is not None and p is not reference else "-")
+        gone = ("-" if p is reference else _gone(result, p))
+        cut = f"{p.cut:,}" + (f" (+{p.cut_after_notice:,} after notice)"
+                              if p.cut_after_notice else "")
+        rows.append(
+            f"| {p.name} | {p.host_hours:,.1f} | {extra} | {cut} | {p.logged_off:,} | "
+            f"{p.waited:,} | {duration(p.wait_max) if p.waited else '-'} | {gone} | "
+            f"{p.peak_hosts:,} |")
+    return "\n".join(rows)
+
+
+def _gone(result: SimulationResult, p: PolicyResult) -> str:
+    if p.outdated_until is None:
+        return "-"
+    if p.outdated_until >= result.workload.day_end:
+        return "after midnight"
+    return f"{p.outdated_until.astimezone(result.workload.tz):%H:%M}"
+
+
+def results_table(result: SimulationResult) -> str:
+    return rollout_table(result) if result.workload.image_changes else table(result)
+
+
+def rollout_checks(result: SimulationResult) -> list[tuple[bool, str]]:
+    """deskfleet's rollouts: no session cut without notice, no logon waiting longer than
+    a host's start-up + 1 min (without a deadline: than on the same day with no image
+    change), and with a deadline, the old hosts gone by the change + a start-up (the
+    switch to new hosts) + the deadline + logoffTimeout + a minute."""
+    startup = (result.options.startup + result.options.startup_spread).total_seconds()
+    change = min(result.workload.image_changes)
+    reference = next((p for p in result.policies if p.name == REFERENCE), None)
+    out = []
+    for p in deskfleet_runs(result):
+        if p.name == REFERENCE:
+            continue
+        out += [(p.cut == 0, f"{p.name}: no session cut without notice (cut: {p.cut})"),
+                (p.wait_max <= startup + WAIT_SLACK_SECONDS,
+                 f"{p.name}: longest logon wait within a host's start-up + 1 min "
+                 f"(longest: {duration(p.wait_max)})")]
+        if p.update_deadline is None and reference is not None:
+            out.append((p.wait_max <= reference.wait_max,
+                        f"{p.name}: no logon waits longer than without the image change "
+                        f"({duration(p.wait_max)}; without: {duration(reference.wait_max)})"))
+        if p.update_deadline is not None:
+            by = change + timedelta(seconds=startup + p.update_deadline + p.logoff_timeout
+                                    + WAIT_SLACK_SECONDS)
+            gone = p.outdated_until
+            out.append((gone is not None and gone <= by,
+                        f"{p.name}: the last old host gone by "
+                        f"{by.astimezone(result.workload.tz):%H:%M} (gone: {_gone(result, p)})"))
+    return out
+
+
 def checks(result: SimulationResult) -> list[tuple[bool, str]]:
     """Each deskfleet policy against the targets, with the figure measured."""
+    if result.workload.image_changes:
+        return rollout_checks(result)
     startup = result.options.startup + result.options.startup_spread
     longest = startup.total_seconds() + WAIT_SLACK_SECONDS
     out = []
@@ -101,7 +169,7 @@ def _placement(placement: str) -> str:
 def markdown(result: SimulationResult, command: str,
              plot_name: str | None = "simulation.png") -> str:
     lines = [f"# Simulated: {result.workload.title}", "", _describe_run(result, command), "",
-             table(result), ""]
+             results_table(result), ""]
     if plot_name:
         lines += [f"![Concurrent sessions and each policy's capacity]({plot_name})", ""]
     lines += ["## Acceptance targets for deskfleet", ""]

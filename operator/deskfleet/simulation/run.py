@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ..api.common import parse_duration
 from ..api.sessionhostpool import SessionHostPoolSpec
 from .bounds import clairvoyant_host_seconds, placement_without_migration
 from .cluster import Cluster, Placement, Tally
@@ -26,6 +27,7 @@ from .policies import (
     StaticPolicy,
 )
 from .pool import STARTUP, STEP, HpaSettings, with_forced_logoff
+from .rollout import DeploymentRollout, deadline_of, rollout_policies
 from .workload import Workload, concurrency_steps, peak_concurrency
 
 DEFAULT_SEED = 2026
@@ -62,6 +64,9 @@ class PolicyResult:
     queued: tuple[int, ...]  # logons waiting for a slot, per sample
     reconnects: int = 0  # logons again after a cut or a logoff (in the wait figures)
     settings: tuple[str, ...] = ()
+    outdated_until: datetime | None = None  # the last host of an old template gone
+    update_deadline: float | None = None  # seconds: an outdated host's users logged off
+    logoff_timeout: float = 0.0  # seconds a host has to log them off
 
 
 @dataclass(frozen=True)
@@ -122,15 +127,16 @@ class _Observer:
                 None if h.draining_since is None else self.at(h.draining_since),
                 connected, report_time if has_report else None,
                 None if h.logoff_deadline is None else self.at(h.logoff_deadline),
-                None if h.logoff_requested_at is None else self.at(h.logoff_requested_at)))
+                None if h.logoff_requested_at is None else self.at(h.logoff_requested_at),
+                h.revision))
         return seen
 
-    def demand(self, cluster: Cluster, now: float) -> Observation:
+    def demand(self, cluster: Cluster, now: float, revision: int) -> Observation:
         launches, ended = cluster.recent_launches(now, RATE_WINDOW.total_seconds())
         refused = cluster.waiting
         startup = percentile(list(cluster.startups), 90) if cluster.startups else None
         minutes = RATE_WINDOW.total_seconds() / 60
-        return Observation(launches / minutes, refused, startup, ended / minutes)
+        return Observation(launches / minutes, refused, startup, ended / minutes, revision)
 
 
 def _origin(workload: Workload, options: SimOptions) -> datetime:
@@ -156,6 +162,8 @@ def run_policy(policy: Policy, workload: Workload, options: SimOptions,
     observer = _Observer(origin, options.report_lag.total_seconds())
     nxt = 0
     first_sample = math.ceil(start / step)
+    # Each image change makes a new revision of the hosts' template from then on.
+    changes = sorted((c - origin).total_seconds() for c in workload.image_changes)
     for tick in range(int(end // step) + 1):
         now = tick * step
         first = nxt
@@ -168,19 +176,20 @@ def run_policy(policy: Policy, workload: Workload, options: SimOptions,
             slots.append(len(cluster.hosts) * per_host)
             serving.append(cluster.serving_slots(now))
             queued.append(cluster.waiting)
+        revision = bisect_right(changes, now)
         action = policy.step(observer.at(now), observer.hosts(cluster, now),
-                             observer.demand(cluster, now))
+                             observer.demand(cluster, now, revision))
         deadlines = {name: None if when is None else (when - origin).total_seconds()
                      for name, when in action.deadlines.items()}
         cluster.apply(now, action.replicas, action.remove, action.drain, action.undrain,
-                      action.accepting, deadlines, action.logoff)
+                      action.accepting, deadlines, action.logoff, revision)
         cluster.bill(now, now + step)
     cluster.finish()
-    return _result(policy, cluster.tally, slots, serving, queued)
+    return _result(policy, cluster.tally, slots, serving, queued, origin)
 
 
 def _result(policy: Policy, tally: Tally, slots: list[int], serving: list[int],
-            queued: list[int]) -> PolicyResult:
+            queued: list[int], origin: datetime) -> PolicyResult:
     waits = tally.waits
     return PolicyResult(
         name=policy.name, host_hours=tally.host_seconds / 3600,
@@ -189,7 +198,24 @@ def _result(policy: Policy, tally: Tally, slots: list[int], serving: list[int],
         cut=tally.cut, cut_after_notice=tally.cut_after_notice, logged_off=tally.logged_off,
         shortest_notice=min(tally.notice_seconds, default=None), peak_hosts=tally.peak_hosts,
         slots=tuple(slots), serving=tuple(serving), queued=tuple(queued),
-        reconnects=tally.reconnects, settings=tuple(policy.describe()))
+        reconnects=tally.reconnects, settings=tuple(policy.describe()),
+        outdated_until=None if tally.outdated_until is None
+        else origin + timedelta(seconds=tally.outdated_until),
+        update_deadline=_update_deadline(policy), logoff_timeout=_logoff_timeout(policy))
+
+
+def _update_deadline(policy: Policy) -> float | None:
+    """Seconds after it drains that an outdated host's users are logged off, if ever."""
+    if not isinstance(policy, DeskfleetPolicy) or isinstance(policy, DeploymentRollout):
+        return None
+    deadline = deadline_of(policy.spec)
+    return deadline.total_seconds() if deadline else None
+
+
+def _logoff_timeout(policy: Policy) -> float:
+    if not isinstance(policy, DeskfleetPolicy):
+        return 0.0
+    return parse_duration(policy.spec.scaling.drain.logoff_timeout).total_seconds()
 
 
 PolicyMaker = Callable[[], Policy]
@@ -200,7 +226,10 @@ def default_policies(workload: Workload, spec: SessionHostPoolSpec,
                      baselines: bool = True) -> list[PolicyMaker]:
     """Static peak sizing and the HPA-style baseline (unless `baselines` is off), the
     pool as written, and — with `forced_logoff_after` — the same pool logging users off
-    that long after the drain notice."""
+    that long after the drain notice. A day with an image change compares rollouts
+    instead (rollout.py)."""
+    if workload.image_changes:
+        return rollout_policies(spec, baselines)
     per_host = spec.sessions_per_host
     peak = peak_concurrency(workload)
     hpa = HpaSettings(min_hosts=spec.scaling.min_hosts, max_hosts=spec.scaling.max_hosts)

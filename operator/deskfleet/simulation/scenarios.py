@@ -2,21 +2,22 @@
 
 Each is a kind of day a hospital's pool must survive without a schedule phase written
 for it. A scenario is a name, a sentence saying what it tests, and a function from
-(seed, staff) to a workload; adding one (the patch day of a monthly image rollout, say)
-is adding an entry to SCENARIOS — and, if it needs events other than logons, teaching
-`run.simulate` about them.
+(seed, staff) to a workload; adding one is adding an entry to SCENARIOS — and, if it
+needs events other than logons, teaching `run.simulate` about them, as the patch day's
+image change (`Workload.image_changes`) is.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
 
 from .workload import (
     DAY_SHIFT_SHARE,
     DESK,
+    LONDON,
     NIGHT,
     RATE_CURVE,
     DayShape,
@@ -34,6 +35,9 @@ class Scenario:
     title: str
     description: str
     build: Callable[[int, int], Workload]  # (seed, staff) -> the day
+    # A day with an image change: its policies are rollouts (simulation/rollout.py), and
+    # `--scenario all` (the kinds of day a pool must survive) leaves it out.
+    rollout: bool = False
 
 
 def _storm(curve: RateCurve, start: float, end: float, factor: float) -> RateCurve:
@@ -74,6 +78,14 @@ def _night_shift_lengths(hour: float, rng: random.Random) -> Lengths:
 
 
 TUESDAY = date(2026, 11, 24)
+PATCH_TIME = time(10, 0)  # the monthly patch: the pool's image changes mid-morning
+
+
+def _patch_day(seed: int, staff: int) -> Workload:
+    day = generate_day(DayShape(RATE_CURVE), seed, staff, TUESDAY,
+                       "patch day: an ordinary weekday, the image changed at 10:00")
+    return replace(day, image_changes=(datetime.combine(TUESDAY, PATCH_TIME, LONDON),))
+
 MONDAY_AFTER_NEW_YEAR = date(2027, 1, 4)
 SATURDAY = date(2026, 11, 28)
 
@@ -101,5 +113,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              lambda seed, staff: generate_day(
                  DayShape(NIGHT_SHIFT_RATES, _night_shift_lengths), seed, staff, SATURDAY,
                  "a night-shift-heavy day")),
+    Scenario("patch-day", "patch day",
+             "the ordinary weekday with the monthly patch: the pool's image changes at "
+             "10:00, when ~900 sessions are open; a rollout without a deadline, with one, "
+             "urgent, and the plain Deployment rollout deskfleet did before",
+             _patch_day, rollout=True),
 )}
 DEFAULT_SCENARIO = "current"

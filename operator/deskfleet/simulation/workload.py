@@ -90,6 +90,8 @@ class Workload:
     sessions: tuple[Session, ...]  # ordered by arrival; some arrive before day_start
     title: str = "a weekday"
     tz: tzinfo = LONDON
+    # Moments the pool's image changes (a patch): each starts a rollout to a new revision.
+    image_changes: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True)
