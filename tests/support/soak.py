@@ -255,6 +255,7 @@ class Sessions:
         self.bed, self.ns, self.root, self.rng, self.say = bed, ns, root, rng, say
         self.kube = Kube(load_api_client(bed.kubeconfig))
         self.targets = dict.fromkeys(SESSION_POOLS, 0)
+        self.closing = False
         self.hosts: dict[str, SessionHost] = {}
         self.pool_of: dict[str, str] = {}
         self.last: dict[str, dict[str, Any]] = {}
@@ -278,6 +279,12 @@ class Sessions:
     def set_target(self, pool: str, target: int) -> None:
         with self.lock:
             self.targets[pool] = target
+
+    def end_of_day(self) -> None:
+        """Everyone logs off, those on draining hosts too."""
+        self.closing = True
+        for pool in SESSION_POOLS:
+            self.set_target(pool, 0)
 
     def target(self, pool: str) -> int:
         with self.lock:
@@ -364,8 +371,14 @@ class Sessions:
                 host.set_sessions(*[s.state for s in host.sessions], "active")
                 self.stats["logons"] += 1
         elif total > target:
+            # Users told their host is being retired mostly stay until they must go: the
+            # drains' deadlines and forced logoffs get their turn.
+            staying = {h.pod for h, p in mine
+                       if DRAINING_ANNOTATION in (p["metadata"].get("annotations") or {})
+                       and self.rng.random() < 0.8 and not self.closing}
             for _ in range(min(total - target, 3)):
-                busy = [h for h, _ in mine if any(s.state != "loggingOff" for s in h.sessions)]
+                busy = [h for h, _ in mine if h.pod not in staying
+                        and any(s.state != "loggingOff" for s in h.sessions)]
                 if not busy:
                     break
                 host = self.rng.choice(busy)
@@ -644,10 +657,10 @@ class SoakReport:
             per_100 = 100 * slope_per_hour([(i, m) for i, m in enumerate(across)]) / 3600
             bounded = last <= first * 1.10 + 5
             ok &= bounded
+            trend = f", trend {per_100:+.2f} MiB per 100 restarts" if len(across) >= 20 else ""
             lines.append(f"across {len(across)} restarts (peak RSS of each killed process): first "
-                         f"{k} median {first:.1f} MiB, last {k} median {last:.1f} MiB, trend "
-                         f"{per_100:+.2f} MiB per 100 restarts; min {min(across):.1f}, max "
-                         f"{max(across):.1f}")
+                         f"{k} median {first:.1f} MiB, last {k} median {last:.1f} MiB{trend}; "
+                         f"min {min(across):.1f}, max {max(across):.1f}")
         long = self.long_lived()
         if long is not None and len(long.samples) >= 10:
             warm = [(t - long.started, m) for t, m in long.samples if t - long.started >= 60]
@@ -726,7 +739,8 @@ class SoakReport:
             f"{fz.get('accepted_not_ready', 0)}, of which judged invalid "
             f"{fz.get('judged_invalid', 0)}; running children checked intact "
             f"{fz.get('checked', 0)}; retried after an outage {fz.get('transient', 0)})",
-            f"sessions: {s['logons']} logons, {s['logoffs']} logoffs by users, "
+            f"sessions: {s['logons']} logons ({s['logons_waiting']} times a logon found no "
+            f"free slot on an accepting host), {s['logoffs']} logoffs by users, "
             f"{s['logged_off']} logged off after a deadline; hosts {s['hosts']}: "
             f"{s['removed_empty']} removed empty, {s['removed_after_deadline']} removed "
             f"with sessions after their deadline, {len(self.cuts)} cut "
@@ -943,8 +957,9 @@ class Soak:
         self.say(f"{(time.monotonic() - begin) / 60:4.1f} min: kills {r.kills}, restarts "
                  f"{dict(r.restarts)}, fuzzed {fz.tried if fz else 0} (torn down "
                  f"{len(fz.torn) if fz else 0}, findings {len(fz.findings) if fz else 0}), "
-                 f"sessions {self.sessions.sessions()} on {len(self.sessions.hosts)} hosts, "
-                 f"cuts {len(self.sessions.cuts)}, operator RSS {rss:.0f} MiB, load "
+                 f"sessions {self.sessions.sessions()} on {len(self.sessions.hosts)} hosts "
+                 f"({self.sessions.stats['logged_off']} logged off after a deadline), cuts "
+                 f"{len(self.sessions.cuts)}, operator RSS {rss:.0f} MiB, load "
                  f"{os.getloadavg()[0]:.2f}")
 
     def due_restarts(self, force: bool = False) -> None:
@@ -1050,8 +1065,7 @@ class Soak:
         namespaces = [self.ward]
         if final:
             namespaces.append(self.fuzz_ns)
-            for pool in SESSION_POOLS:  # the end of the day: everyone logs off
-                self.sessions.set_target(pool, 0)
+            self.sessions.end_of_day()
             deadline = time.monotonic() + 120
             while self.sessions.sessions() and time.monotonic() < deadline:
                 time.sleep(1)
