@@ -70,8 +70,10 @@ def pool_is_ready(children: list[dict[str, Any]]) -> bool:
 
 
 def _scaling_fields(decision: Decision, changed: bool, before: int) -> dict[str, Any]:
+    """`before`: the hosts the pool's Deployments asked for; after: over every revision."""
+    after = decision.replicas + sum(n for _, n in decision.outdated_replicas)
     fields: dict[str, Any] = {
-        "desiredHosts": decision.replicas,
+        "desiredHosts": after,
         "sessions": decision.sessions,
         "capacity": decision.capacity,
         "utilizationPercent": round(100 * decision.sessions / decision.capacity)
@@ -84,7 +86,7 @@ def _scaling_fields(decision: Decision, changed: bool, before: int) -> dict[str,
     if changed and decision.direction != "none":
         fields["lastScaling"] = {"time": format_time(real_now()),
                                  "direction": decision.direction, "fromHosts": before,
-                                 "toHosts": decision.replicas, "reason": decision.reason}
+                                 "toHosts": after, "reason": decision.reason}
     # Otherwise left out: the status is merge-patched, so the last scaling stays as
     # written even when this pass read an older copy of the pool from the cache.
     return fields

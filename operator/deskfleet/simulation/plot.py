@@ -13,7 +13,12 @@ from .run import SimulationResult
 
 EXTRA = "plot"
 COLOURS = {"static peak sizing": "#7f7f7f", "HPA-style target tracking": "#d62728",
-           "deskfleet": "#1f77b4"}
+           "deskfleet": "#1f77b4",
+           # the patch day's (simulation/rollout.py)
+           "deskfleet, no image change (reference)": "#7f7f7f",
+           "plain Deployment rollout (maxSurge 25%)": "#d62728",
+           "deskfleet, update deadline 2h": "#2ca02c", "deskfleet, update deadline 8h": "#9467bd",
+           "deskfleet, urgent (15m notice)": "#ff7f0e"}
 
 
 class PlotUnavailable(RuntimeError):
@@ -47,7 +52,7 @@ def plot(result: SimulationResult, path: Path) -> None:
             label=f"clairvoyant lower bound ({result.clairvoyant_host_hours:,.0f} host-h)")
     for p in result.policies:
         colour = COLOURS.get(p.name)
-        dashed = "forced logoff" in p.name
+        dashed = "forced logoff" in p.name or "reference" in p.name
         ax.step(times, p.slots, where="post", lw=2, color=colour or "#2ca02c",
                 ls="--" if dashed else "-",
                 label=f"{p.name}: all hosts ({p.host_hours:,.0f} host-h, {p.cut:,} cut)")

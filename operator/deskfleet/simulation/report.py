@@ -211,8 +211,27 @@ def _method(result: SimulationResult) -> list[str]:
     ]
 
 
+def rollout_summary(results: Sequence[SimulationResult]) -> list[str]:
+    """Days with an image change: one row per run and policy."""
+    rows = ["| seed | policy | host-hours | vs no image change | sessions cut without "
+            "notice | logged off with notice | logons that waited | max wait | last old "
+            "host gone |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        reference = next((p for p in r.policies if p.name == REFERENCE), None)
+        for p in r.policies:
+            extra = (f"{p.host_hours - reference.host_hours:+,.1f}"
+                     if reference is not None and p is not reference else "-")
+            rows.append(f"| {r.seed} | {p.name} | {p.host_hours:,.1f} | {extra} | {p.cut:,} | "
+                        f"{p.logged_off:,} | {p.waited:,} | "
+                        f"{duration(p.wait_max) if p.waited else '-'} | "
+                        f"{'-' if p is reference else _gone(r, p)} |")
+    return rows
+
+
 def summary(results: Sequence[SimulationResult], command: str) -> str:
     """One row per run, and the targets over all of them."""
+    if results and all(r.workload.image_changes for r in results):
+        return _summary(rollout_summary(results), results, command)
     forced = next((p.name for r in results for p in deskfleet_runs(r)
                    if "forced logoff" in p.name), None)
     head = ("| scenario | seed | logons | bound (host-h) | no-migration placement, x bound | "
@@ -234,6 +253,10 @@ def summary(results: Sequence[SimulationResult], command: str) -> str:
                   " / ".join(duration(p.wait_max) for p in runs),
                   " / ".join(f"{p.cut:,}" for p in runs)]
         rows.append("| " + " | ".join(cells) + " |")
+    return _summary(rows, results, command)
+
+
+def _summary(rows: list[str], results: Sequence[SimulationResult], command: str) -> str:
     all_checks = [(ok, f"{r.scenario or r.workload.title}, seed {r.seed}: {text}")
                   for r in results for ok, text in checks(r)]
     missed = [text for ok, text in all_checks if not ok]
