@@ -484,3 +484,58 @@ def test_operator_killed_mid_rollout_converges_without_cutting_a_session(
           f"deadline (after {delays}s): deadlines unchanged ({len(told)} seen), the old "
           f"hosts logged off and gone, {len(f.live())} hosts of the new revision; cut: "
           f"{f.cuts()}; objects audited: {checked}")
+
+
+def legacy_deployment(bed: Bed, namespace: str, replicas: int) -> dict[str, Any]:
+    """The pool's Deployment as deskfleet created it before revisions: named after the
+    pool, selecting every host of it, no revision label (a minimal pod: no agent)."""
+    pool = bed.get("shp", POOL, namespace)
+    assert pool is not None
+    labels = {"app.kubernetes.io/managed-by": "deskfleet", "deskfleet.io/owner-kind":
+              "sessionhostpool", "deskfleet.io/owner-name": POOL, "deskfleet.io/pool": POOL}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": POOL, "namespace": namespace, "labels": labels,
+                         "ownerReferences": [{
+                             "apiVersion": "deskfleet.io/v1alpha1",
+                             "kind": "SessionHostPool", "name": POOL,
+                             "uid": pool["metadata"]["uid"], "controller": True,
+                             "blockOwnerDeletion": True}]},
+            "spec": {"replicas": replicas,
+                     "selector": {"matchLabels": {"deskfleet.io/pool": POOL}},
+                     "strategy": {"type": "RollingUpdate",
+                                  "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": {**labels,
+                                                          "deskfleet.io/accepting": "true"}},
+                                  "spec": {"automountServiceAccountToken": False,
+                                           "containers": [{"name": "session-host",
+                                                           "image": IMAGE.format(0)}]}}}}
+
+
+def test_an_upgrade_from_a_deployment_without_revisions_keeps_every_session(
+        bed: Bed, namespace: str, operator: Operator, fleet: Fleet) -> None:
+    f = fleet
+    operator.stop()  # deskfleet before revision-aware pools ran this pool
+    bed.apply([pool_manifest(namespace)])
+    bed.kubectl("apply", "--server-side", "--field-manager=deskfleet", "-f", "-",
+                stdin=json.dumps(legacy_deployment(bed, namespace, 3)))
+    legacy = f.wait_hosts(3)
+    for pod in legacy:
+        f.set(pod, "active", "disconnected")
+    operator.start()  # the upgrade
+    upgraded = time.monotonic()
+    revision = f.wait_revision("")
+    wait_until(lambda: all("deskfleet.io/draining-since" in f.annotations(p) for p in legacy),
+               timeout=30, what="the legacy hosts draining")
+    switched = time.monotonic() - upgraded
+    assert f.status()["rollout"]["outdatedRevisions"] == ["legacy"]
+    landed = [f.logon() for _ in range(3)]
+    assert all(f.revision_of(p) == revision for p in landed)
+    for pod in legacy:
+        f.set(pod)
+    checked = assert_converged(f, bed, namespace, revision)
+    assert bed.get("deployment", POOL, namespace) is None
+    assert f.cuts() == 0
+    print(f"\n[rollout] upgrade from a Deployment without revisions (3 hosts, 6 sessions): "
+          f"the legacy hosts drained {switched:.1f}s after the new operator started, "
+          f"new logons on revision {revision}; the legacy Deployment deleted once empty; "
+          f"cut: {f.cuts()}; objects audited: {checked}")

@@ -243,3 +243,47 @@ def test_rollout_events_are_edges() -> None:
                           facts(outdated=0))
     assert [e.reason for e in done] == ["RolloutComplete"]
     assert rollout_events({}, {"revision": "b"}, facts(outdated=0)) == []  # a new pool
+
+
+def legacy_deployment(replicas: int) -> dict[str, Any]:
+    """A pool's Deployment as deskfleet rendered it before revisions: named after the
+    pool, selecting every host of it, no revision label."""
+    d = live_deployment("desktop:1", replicas)
+    labels = {k: v for k, v in d["metadata"]["labels"].items() if k != REVISION_LABEL}
+    template = d["spec"]["template"]
+    return {**d, "metadata": {**d["metadata"], "name": "desk", "labels": labels,
+                              "uid": "uid-legacy"},
+            "spec": {**d["spec"], "selector": {"matchLabels": {"deskfleet.io/pool": "desk"}},
+                     "template": {**template, "metadata": {"labels": {
+                         k: v for k, v in template["metadata"]["labels"].items()
+                         if k != REVISION_LABEL}}}}}
+
+
+def test_a_deployment_from_before_revisions_drains_as_the_legacy_revision() -> None:
+    legacy = legacy_deployment(2)
+    pool = parse(body("desktop:1"))
+    rendered = [build_deployment(pool, Settings())]
+    fleet, desired, live = plan_fleet(pool, rendered, [legacy], None)
+    assert fleet.current == revision_label(rendered[0]) and "" in fleet.deployments
+    assert [c["metadata"]["name"] for c in desired] == [rendered[0]["metadata"]["name"]]
+    assert live == []  # the generic sync never deletes it: the scaler drains it
+    # Its hosts (no revision label) are outdated; they drain once a new host can serve.
+    pods = [host_pod("o0", "", 1), host_pod("o1", "", 0),
+            host_pod("n0", fleet.current, 0)]
+    for p in pods[:2]:
+        del p["metadata"]["labels"][REVISION_LABEL]
+    new = {**rendered[0], "metadata": {**rendered[0]["metadata"], "uid": "uid-new",
+                                       "generation": 1}, "spec": {**rendered[0]["spec"],
+                                                                  "replicas": 1}}
+    kube = FakeKube()
+    result = scale_pool(kube, pool.spec, Fleet(fleet.current, fleet.current,
+                                               {"": legacy, fleet.current: new}),
+                        seen(pods), Memory())
+    assert set(result.decision.outdated) == {"o0", "o1"}
+    assert set(result.decision.drain) == {"o0", "o1"}
+    # Held (update.paused through the upgrade), the legacy Deployment stays current.
+    held = parse(body("desktop:1", paused=True))
+    fleet, desired, live = plan_fleet(held, [build_deployment(held, Settings())], [legacy],
+                                      None)
+    assert fleet.current == "" and fleet.pending is not None
+    assert not [c for c in desired if c["kind"] == "Deployment"] and live == []
