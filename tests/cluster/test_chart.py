@@ -816,8 +816,9 @@ def test_failover_between_two_operators(bed: Bed, namespace: str, tmp_path: Path
                  "metadata": {"name": "after-failover", "namespace": namespace},
                  "spec": {"image": "registry.example/desktop:1"}}
         bed.apply([extra])
-        wait_until(lambda: bed.get("deployment", "after-failover", namespace), timeout=60,
-                   interval=0.1, what="the standby to take over and reconcile")
+        # A pool's Deployment is named after its revision (<pool>-<template hash>).
+        wait_until(lambda: bed.list("deployments", namespace, "deskfleet.io/pool=after-failover"),
+                   timeout=60, interval=0.1, what="the standby to take over and reconcile")
         failover = time.monotonic() - killed
         print(f"\nfailover (leader killed -> new pool reconciled by the standby): "
               f"{failover:.1f}s with a 6s lease")

@@ -10,7 +10,8 @@ log off — the thing a rollout must never do.
 
 What it shows: a pool with sessions on every host rolls to a new image with no session
 cut, every new logon on a new-revision host, and the rollout complete when the last old
-session ends; with a deadline shorter than the sessions, the notice, then the logoff,
+session ends; a storm the new hosts cannot take yet served by a warm old host until
+they are up; with a deadline shorter than the sessions, the notice, then the logoff,
 then the host goes; urgent mode within notice + logoff time; and a rollback, a second
 image change and operator SIGKILLs mid-rollout, each converging with no orphaned or
 duplicate Deployments, ReplicaSets or hosts and no cut session. Each prints its figures.
@@ -146,12 +147,17 @@ class Fleet:
                     names.add(ep.get("targetRef", {}).get("name"))
         return names - {None}
 
-    def logon(self) -> str:
+    def logon(self, revision: str | None = None) -> str:
         """A new session where the gateway would send it: a host of the Service with a
-        free slot (the operator takes full hosts out of it)."""
+        free slot (the operator takes full hosts out of it). With `revision`, the user
+        arrives once the Service holds only that revision's hosts: logons at the pace the
+        pool's buffer refills, not a storm (in a storm the current revision cannot take
+        yet, warm outdated hosts serve again: test_a_storm_mid_rollout_...)."""
         def pick() -> str | None:
-            free = [p for p in sorted(self.endpoints())
-                    if p in self.sessions and len(self.sessions[p]) < 2]
+            hosts = sorted(self.endpoints())
+            if revision and any(self.revision_of(p) != revision for p in hosts):
+                return None
+            free = [p for p in hosts if p in self.sessions and len(self.sessions[p]) < 2]
             return free[0] if free else None
         pod: str = wait_until(pick, timeout=30, what="a host in the Service with a free slot")
         self.set(pod, *self.sessions[pod], "active")
@@ -161,8 +167,11 @@ class Fleet:
     def status(self) -> dict[str, Any]:
         return dict((self.bed.get("shp", POOL, self.namespace) or {}).get("status") or {})
 
-    def revision_of(self, pod: str) -> str:
-        return self.seen[pod].revision
+    def revision_of(self, pod: str) -> str | None:
+        """None for a pod the watcher has not seen yet (the Service can list it first)."""
+        with self.lock:
+            seen = self.seen.get(pod)
+        return seen.revision if seen else None
 
     def live(self, revision: str | None = None) -> list[str]:
         with self.lock:
@@ -280,7 +289,7 @@ def test_a_pool_with_sessions_on_every_host_rolls_without_cutting_one(
     assert "UPDATED" in out and f"{status['updatedHosts']}/" in out
 
     # Every new logon lands on a new-revision host.
-    landed = [f.logon() for _ in range(5)]
+    landed = [f.logon(r2) for _ in range(5)]
     assert all(f.revision_of(p) == r2 for p in landed), landed
     # Old sessions end one by one; each old host goes only once it is empty.
     for pod in old:
@@ -288,7 +297,7 @@ def test_a_pool_with_sessions_on_every_host_rolls_without_cutting_one(
             time.sleep(1.5)
             assert pod in f.live(), f"{pod} went with sessions"
             f.end_one(pod)
-        f.logon()  # the user logs on again: a new host
+        f.logon(r2)  # the user logs on again: a new host
     last_ended = time.monotonic()
     wait_until(lambda: f.status().get("outdatedHosts") == 0, timeout=60,
                what="no outdated host left")
@@ -305,6 +314,42 @@ def test_a_pool_with_sessions_on_every_host_rolls_without_cutting_one(
           f"new-revision hosts; rollout complete {complete:.1f}s after the last old session "
           f"ended; sessions cut: {f.cuts()}; objects audited: {checked}")
     assert new
+
+
+def test_a_storm_mid_rollout_puts_a_warm_old_host_back_until_new_ones_are_up(
+        bed: Bed, namespace: str, operator: Operator, fleet: Fleet) -> None:
+    """A logon never waits longer than without a rollout: a burst that fills the new
+    revision's hosts while more are starting brings a warm old host (free slots, no
+    deadline given) back into the Service; it drains again once the new hosts are up."""
+    f = fleet
+    r1, old = start_full_pool(f, bed, namespace)
+    f.set_image(2)
+    r2 = f.wait_revision(r1)
+    wait_until(lambda: f.endpoints() and all(f.revision_of(p) == r2 for p in f.endpoints()),
+               timeout=30, what="only new-revision hosts in the Service")
+    burst = time.monotonic()
+    for pod in sorted(f.endpoints()):  # the burst: every free slot of revision 2 taken
+        f.set(pod, "active", "active")
+    back = wait_until(lambda: [p for p in f.endpoints() if f.revision_of(p) == r1],
+                      timeout=30, interval=0.1, what="a warm old host back in the Service")
+    served = time.monotonic() - burst
+    assert set(back) <= set(old) and all(len(f.sessions[p]) < 2 for p in back), back
+    for pod in back:
+        assert "notice.json" not in f.hosts.hosts[pod].view() or wait_until(
+            lambda p=pod: "notice.json" not in f.hosts.hosts[p].view(),
+            what=f"{pod}'s notice withdrawn while it serves")
+    # Once a new host is up, the old ones leave the Service again.
+    wait_until(lambda: f.endpoints() and all(f.revision_of(p) == r2 for p in f.endpoints()),
+               timeout=60, what="the old host draining again once new hosts are up")
+    again = time.monotonic() - burst
+    for pod in old:  # the old sessions end; their hosts go
+        f.set(pod)
+    checked = assert_converged(f, bed, namespace, r2)
+    assert f.cuts() == 0
+    print(f"\n[rollout] a storm mid-rollout: revision 2's hosts full; an old host with a "
+          f"free slot back in the Service {served:.1f}s after the burst, out again "
+          f"{again:.1f}s after it (new hosts up); cut: {f.cuts()}; objects audited: "
+          f"{checked}")
 
 
 def test_a_deadline_shorter_than_the_sessions_gives_notice_then_logoff(
@@ -394,7 +439,7 @@ def test_a_rollback_mid_rollout_serves_from_the_old_hosts_again(
     r2 = f.wait_revision(r1)
     wait_until(lambda: all("deskfleet.io/draining-since" in f.annotations(p) for p in old),
                what="the old hosts draining")
-    landed = f.logon()  # a user on the new revision
+    landed = f.logon(r2)  # a user on the new revision
     assert f.revision_of(landed) == r2
     rolled_back = f.set_image(1)
     wait_until(lambda: f.status().get("revision") == r1, what="revision 1 current again")
@@ -427,13 +472,13 @@ def test_a_second_image_change_mid_rollout_keeps_what_users_were_told(
     r2 = f.wait_revision(r1)
     told = {p: wait_until(lambda p=p: (a := f.annotations(p)).get(
         "deskfleet.io/logoff-deadline") and a, what=f"{p}'s deadline") for p in old}
-    middle = f.logon()
+    middle = f.logon(r2)
     assert f.revision_of(middle) == r2
     f.set_image(3)
     r3 = f.wait_revision(r2)
     wait_until(lambda: "deskfleet.io/draining-since" in f.annotations(middle),
                what="revision 2's hosts draining")
-    third = f.logon()
+    third = f.logon(r3)
     assert f.revision_of(third) == r3
     for pod in old:  # the first drain's start and deadline stand
         ann = f.annotations(pod)
