@@ -37,5 +37,8 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def format_time(moment: datetime, micro: bool = False) -> str:
+    """RFC 3339 in UTC, as Kubernetes writes it: seconds for conditions and
+    annotations, microseconds (`micro`) for a Lease's MicroTime fields."""
+    return moment.astimezone(UTC).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")

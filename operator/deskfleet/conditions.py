@@ -7,8 +7,9 @@ same conditions from the same facts yields the same status, and writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from .clock import format_time, real_now
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,13 @@ class Cond:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(real_now())
+
+
+def is_true(conditions: list[dict[str, Any]] | None, type_: str = "Ready") -> bool:
+    """Whether a written status (or a pod's) has the condition `type_` at True."""
+    return any(c.get("type") == type_ and c.get("status") == "True"
+               for c in conditions or [])
 
 
 def merge_conditions(previous: list[dict[str, Any]] | None, new: list[Cond],

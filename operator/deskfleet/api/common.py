@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import date, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -211,6 +212,8 @@ TIME_OF_DAY_RE = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 TimeOfDay = Annotated[str, Field(max_length=5, pattern=TIME_OF_DAY_RE)]
 """A wall-clock time `HH:MM` (24-hour); `24:00` means the end of the day."""
 
+
+
 DURATION_RE = r"^([0-9]+(h|m|s))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(h|m|s)")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
@@ -263,6 +266,22 @@ and reported in status."""
 
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def minute_of_day(hhmm: str) -> int:
+    """`HH:MM` -> minutes since midnight; `24:00` -> 1440, the end of the day."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def in_weekly_window(days: Sequence[str], start: str, end: str, local: datetime) -> bool:
+    """Whether a local moment falls in [start, end) on one of `days` (access-policy time
+    windows and schedule phases). Minutes are floored, so 17:59:59 is inside an
+    08:00-18:00 window and 18:00:00 is not."""
+    minute = local.hour * 60 + local.minute
+    return (WEEKDAYS[local.weekday()] in days
+            and minute_of_day(start) <= minute < minute_of_day(end))
+
 
 # ISO 3166-1 alpha-2 codes, as an enum so admission refuses made-up countries.
 COUNTRY_CODES: tuple[str, ...] = tuple(sorted(c.alpha_2 for c in pycountry.countries))

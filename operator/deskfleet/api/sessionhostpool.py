@@ -487,7 +487,7 @@ class SessionHostPoolStatus(Model):
     utilization_percent: int | None = None
     """Sessions as a percentage of capacity."""
     phase: str | None = None
-    """The schedule phase in force (`off-peak` outside every phase, `holiday` on holidays)."""
+    """The schedule phase in force (`base` outside every phase, `holiday` on holidays)."""
     selector: str | None = None
     """The label selector of the pool's hosts."""
     last_scaling: LastScaling | None = None

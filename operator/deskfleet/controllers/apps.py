@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.parse import InvalidSpec, parse
-from ..conditions import Cond
+from ..conditions import is_true
 from ..kube.client import Kube, KubeError
 from ..kube.compare import needs_apply
 from ..kube.resources import BY_KIND
@@ -24,7 +24,7 @@ from ..settings import Settings
 from .children import SyncResult, sync_children
 from .outcome import Outcome
 from .pools import pool_is_ready
-from .status import write_status
+from .status import write_invalid, write_status
 from .tls_secrets import CHECKER as TLS_SECRETS
 from .tls_secrets import RECHECK_SECONDS
 
@@ -103,9 +103,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
     try:
         app = parse(body)
     except InvalidSpec as err:
-        write_status(kube, body, {}, [Cond("Ready", False, "InvalidSpec", str(err)),
-                                      Cond("Degraded", True, "InvalidSpec",
-                                           "; ".join(err.problems))])
+        write_invalid(kube, body, err)
         return Outcome()
     policies = valid_policies(snap.policies, snap.policies_version)
     access = access_for(policies, app.name, app.labels)
@@ -161,8 +159,7 @@ def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> 
             continue  # reported on the app itself
         pool_body, pool_children = snap.pools.get(app.spec.pool_ref.name, (None, []))
         facts = pool_facts(app.spec.pool_ref.name, pool_body, pool_children)
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (body.get("status") or {}).get("conditions") or [])
+        ready = is_true((body.get("status") or {}).get("conditions"))
         access = access_for(policies, app.name, app.labels)
         entries.append(catalog_entry(app, facts, ready=ready, access=access))
     try:

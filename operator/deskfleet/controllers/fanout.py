@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..conditions import is_true
 from ..render.route_claims import route_key
 
 Key = tuple[str, str, str]
@@ -52,8 +53,7 @@ class Delayed:
 
 
 def _ready(body: Mapping[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return is_true((body.get("status") or {}).get("conditions"))
 
 
 def app_route(spec: Mapping[str, Any]) -> tuple[str, str] | None:

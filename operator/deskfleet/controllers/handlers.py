@@ -33,8 +33,8 @@ from .workers import resync, resync_all, worker
 
 GROUP, VERSION = "deskfleet.io", "v1alpha1"
 MANAGED = dict(MANAGED_BY)
-# (api version, plural) of every kind the operator renders; one table for the REST
-# paths, the watches and the RBAC (charts/deskfleet/templates/rbac.yaml).
+# (api version, plural) of every kind the operator renders: the REST paths and watches;
+# the chart's RBAC is checked against the same table (tests/unit/test_rbac.py).
 CHILD_RESOURCES = [(t.api_version, t.plural) for t in CHILD_TYPES]
 
 

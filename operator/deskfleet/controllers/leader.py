@@ -20,19 +20,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..clock import format_time, parse_time
 from ..kube.client import Kube, KubeError
 
 log = logging.getLogger("deskfleet.leader")
 
 
 def _micro(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return format_time(moment, micro=True)
 
 
 class LeaderElector:
@@ -76,7 +71,7 @@ class LeaderElector:
                 raise
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = _parse(spec.get("renewTime"))
+        renewed = parse_time(spec.get("renewTime"))  # unreadable: expired
         expired = renewed is None or now - renewed > timedelta(
             seconds=int(spec.get("leaseDurationSeconds") or self.duration))
         if holder and holder != self.identity and not expired:

@@ -20,7 +20,7 @@ from ..policy.selection import LabelGroups
 from ..portal_stats import DryRunFigures
 from ..settings import Settings
 from .outcome import Outcome
-from .status import write_status
+from .status import write_invalid, write_status
 
 MAX_LISTED_APPS = 200  # keep status small; appsMatched has the full count
 
@@ -90,9 +90,7 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot) -> Ou
     try:
         policy: Policy = parse(body)
     except InvalidSpec as err:
-        write_status(kube, body, {"inEffect": False}, [
-            Cond("Ready", False, "InvalidSpec", str(err)),
-            Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems))])
+        write_invalid(kube, body, err, {"inEffect": False})
         return Outcome()
     groups = app_groups(snap)
     matched = groups.covered_by(policy.spec)

@@ -44,7 +44,7 @@ from .rollout_report import (
 from .scaling import observe, scale_pool
 from .session_ends import SESSION_ENDS
 from .startup import STARTUP_TIMES
-from .status import write_status
+from .status import write_invalid, write_status
 
 
 @dataclass(frozen=True)
@@ -243,10 +243,7 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
         pool = parse(body)
     except InvalidSpec as err:
         # Keep what runs: an invalid edit must not take clinicians' hosts away.
-        write_status(kube, body, {}, [
-            Cond("Ready", False, "InvalidSpec", str(err)),
-            Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems)),
-        ])
+        write_invalid(kube, body, err)
         return Outcome()
 
     children, config_error = _rendered(pool, settings, snap)

@@ -41,6 +41,7 @@ from ..agent.annotations import (
 )
 from ..api.sessionhostpool import SessionHostPoolSpec
 from ..clock import format_time, parse_time, real_now, schedule_now
+from ..conditions import is_true
 from ..kube.client import Kube
 from ..kube.resources import BY_KIND, POD
 from ..render.meta import ACCEPTING_LABEL, BUSY_LABEL
@@ -57,8 +58,7 @@ BUSY_COST = "1000000"  # hosts with sessions (or an unknown count): last to go, 
 
 
 def _ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return is_true((pod.get("status") or {}).get("conditions"))
 
 
 def _count(text: str | None) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.parse import InvalidSpec
 from ..conditions import Cond, merge_conditions, now_rfc3339, status_differs
 from ..kube.client import Kube, KubeError
 from ..kube.resources import BY_KIND
@@ -41,6 +42,16 @@ def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
         raise
     _announce(kube, body, current.get("conditions") or [], conditions)
     return True
+
+
+def write_invalid(kube: Kube, body: dict[str, Any], err: InvalidSpec,
+                  fields: dict[str, Any] | None = None) -> bool:
+    """The status of an object whose spec cannot be used: not Ready and Degraded, both
+    with reason InvalidSpec, naming every field at fault; `fields` add kind-specific
+    status (a pool keeps what it last observed of its hosts)."""
+    return write_status(kube, body, fields or {}, [
+        Cond("Ready", False, "InvalidSpec", str(err)),
+        Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems))])
 
 
 def _announce(kube: Kube, body: dict[str, Any], before: list[dict[str, Any]],

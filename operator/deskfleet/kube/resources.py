@@ -64,6 +64,31 @@ OWN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("deskfleet.io/v1alpha1", "AccessPolicy", "accesspolicies"),
 )
 
+
+# What the operator does with each kind: the table its ClusterRole in the chart must
+# grant, no more (tests/unit/test_rbac.py compares the two).
+CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")  # apply, prune
+OWN_VERBS = ("get", "list", "watch")  # its own kinds: watched, never changed...
+STATUS_VERBS = ("patch",)  # ...but for their status
+OWNER_VERBS = ("update",)  # on <kind>/finalizers: owner references with blockOwnerDeletion
+POD_VERBS = ("get", "list", "watch", "patch", "delete")  # label hosts, remove drained ones
+OWNER_KINDS = ("SessionHostPool", "PublishedApp")  # an AccessPolicy owns no children
+
+
+def operator_rules() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(API group, resource) -> the verbs the operator uses on it."""
+    rules: dict[tuple[str, str], tuple[str, ...]] = {
+        (t.group, t.plural): CHILD_VERBS for t in CHILD_TYPES}
+    for t in OWN_TYPES:
+        rules[(t.group, t.plural)] = OWN_VERBS
+        rules[(t.group, f"{t.plural}/status")] = STATUS_VERBS
+        if t.kind in OWNER_KINDS:
+            rules[(t.group, f"{t.plural}/finalizers")] = OWNER_VERBS
+    rules[(POD.group, POD.plural)] = POD_VERBS
+    rules[("", "events")] = ("create",)
+    return rules
+
+
 BY_KIND: dict[tuple[str, str], ResourceType] = {
     (t.api_version, t.kind): t for t in (*CHILD_TYPES, *OWN_TYPES, POD)
 }

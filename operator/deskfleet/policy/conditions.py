@@ -13,7 +13,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ..api.accesspolicy import AccessPolicySpec, Conditions, Subjects, TimeWindow
-from ..api.common import WEEKDAYS
+from ..api.common import WEEKDAYS, in_weekly_window
 from ..api.resource import Resource
 from .model import Request
 
@@ -44,17 +44,9 @@ def format_window(window: TimeWindow) -> str:
     return f"{format_days(window.days)} {window.start}-{window.end}"
 
 
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)  # "24:00" -> 1440, the end of the day
-
-
 def in_window(window: TimeWindow, local: datetime) -> bool:
-    """Start inclusive, end exclusive, on the local weekday. Minutes are floored, so
-    17:59:59 is inside an 08:00-18:00 window and 18:00:00 is not."""
-    now = local.hour * 60 + local.minute
-    day = WEEKDAYS[local.weekday()]
-    return day in window.days and _minutes(window.start) <= now < _minutes(window.end)
+    """Start inclusive, end exclusive, on the local weekday, minutes floored."""
+    return in_weekly_window(window.days, window.start, window.end, local)
 
 
 @lru_cache(maxsize=65536)  # pure; the portal asks it several times a request

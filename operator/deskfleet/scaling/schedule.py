@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..api.common import WEEKDAYS
+from ..api.common import in_weekly_window
 from ..api.sessionhostpool import LoadBalancing, PhaseDrain, Schedule
 
 BASE = "base"  # outside every phase: the pool's own floor and buffer
@@ -24,11 +24,6 @@ class PhaseView:
     load_balancing: LoadBalancing | None = None
 
 
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
 def active_phase(schedule: Schedule | None, now: datetime) -> PhaseView:
     """Phases are [start, end) in local wall-clock time; a holiday suspends them all."""
     if schedule is None:
@@ -36,10 +31,8 @@ def active_phase(schedule: Schedule | None, now: datetime) -> PhaseView:
     local = now.astimezone(ZoneInfo(schedule.time_zone))
     if local.date().isoformat() in schedule.holidays:
         return PhaseView(HOLIDAY, "offPeak")
-    day = WEEKDAYS[local.weekday()]
-    minute = local.hour * 60 + local.minute
     for phase in schedule.phases:
-        if day in phase.days and _minutes(phase.start) <= minute < _minutes(phase.end):
+        if in_weekly_window(phase.days, phase.start, phase.end, local):
             return PhaseView(phase.name, phase.type, phase.min_hosts, phase.buffer_sessions,
                              phase.buffer_percent, phase.drain, phase.load_balancing)
     return PhaseView(BASE, "offPeak")
