@@ -1,4 +1,7 @@
-"""Which keys an event fans out to: only changes that other objects read travel."""
+"""Which keys an event fans out to: only changes that other objects read travel. Each
+test names the exact keys, in order, and the exact debounce of each delayed one (the
+catalog 0.5 s, a pool's host config 2 s, a namespace's policies 5 s, a whole namespace
+0.2 s), so a key that goes missing, appears or waits longer fails here."""
 
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ def app(generation: int = 1, labels: dict[str, str] | None = None, pool: str = "
                                        "status": "True" if ready else "False"}]}}
 
 
-def kinds(keys: list[Any]) -> set[str]:
-    return {(k.key if isinstance(k, Delayed) else k)[0] for k in keys}
+CATALOG = Delayed(("catalog", "ns", ""), 0.5)
+POLICIES = Delayed(("policies", "ns", ""), 5.0)
+
+
+def pool_config(pool: str) -> Delayed:
+    return Delayed(("SessionHostPool", "ns", pool), 2.0)
 
 
 def test_a_new_app_reaches_its_pool_the_catalog_and_the_policies() -> None:
     keys = app_keys("ns", "pacs", None, facts("PublishedApp", app()))
-    assert kinds(keys) == {"PublishedApp", "SessionHostPool", fanout.CATALOG, fanout.POLICIES}
+    assert keys == [("PublishedApp", "ns", "pacs"), CATALOG, pool_config("desk"), POLICIES]
 
 
 def test_an_apps_own_status_write_reaches_at_most_the_catalog() -> None:
@@ -31,42 +38,64 @@ def test_an_apps_own_status_write_reaches_at_most_the_catalog() -> None:
     assert app_keys("ns", "pacs", before, facts("PublishedApp", app())) == []
     # Ready flipped: the catalog shows readiness, so it is refreshed (debounced).
     keys = app_keys("ns", "pacs", before, facts("PublishedApp", app(ready=True)))
-    assert kinds(keys) == {fanout.CATALOG}
-    # A spec change re-checks the app itself.
-    assert ("PublishedApp", "ns", "pacs") in app_keys(
-        "ns", "pacs", before, facts("PublishedApp", app(generation=2)))
+    assert keys == [CATALOG]
+    # A spec change re-checks the app itself and re-renders its pool's host config; the
+    # policies select by label, which did not change.
+    assert app_keys("ns", "pacs", before, facts("PublishedApp", app(generation=2))) == [
+        ("PublishedApp", "ns", "pacs"), CATALOG, pool_config("desk")]
 
 
 def test_moving_an_app_reaches_the_old_and_the_new_pool() -> None:
     keys = app_keys("ns", "pacs", facts("PublishedApp", app(pool="old")),
                     facts("PublishedApp", app(generation=2, pool="new")))
-    assert {k.key for k in keys if isinstance(k, Delayed) and k.key[0] == "SessionHostPool"
-            } == {("SessionHostPool", "ns", "old"), ("SessionHostPool", "ns", "new")}
+    assert keys == [("PublishedApp", "ns", "pacs"), CATALOG, pool_config("new"),
+                    pool_config("old")]
 
 
 def test_relabelling_an_app_reaches_the_policies_that_select_by_label() -> None:
     keys = app_keys("ns", "pacs", facts("PublishedApp", app()),
                     facts("PublishedApp", app(labels={"tier": "b"})))
-    assert fanout.POLICIES in kinds(keys)
+    assert keys == [("PublishedApp", "ns", "pacs"), CATALOG, pool_config("desk"), POLICIES]
 
 
 def test_a_deleted_app_reaches_everything_that_read_it() -> None:
     keys = app_keys("ns", "pacs", facts("PublishedApp", app()), None)
-    assert kinds(keys) == {"PublishedApp", "SessionHostPool", fanout.CATALOG, fanout.POLICIES}
+    assert keys == [("PublishedApp", "ns", "pacs"), CATALOG, pool_config("desk"), POLICIES]
+
+
+def test_an_app_moving_its_route_reaches_the_other_claimants_but_not_itself_twice() -> None:
+    def routed(host: str) -> dict[str, Any]:
+        body = app()
+        body["spec"]["gateway"] = {"host": host, "path": "/epr"}
+        return body
+
+    keys = app_keys("ns", "pacs", facts("PublishedApp", routed("a.example.org")),
+                    facts("PublishedApp", {**routed("b.example.org"),
+                                           "metadata": {"generation": 2,
+                                                        "labels": {"tier": "a"}}}),
+                    rivals=[("other", "epr"), ("ns", "pacs"), ("ns", "epr"), ("ns", "epr")])
+    assert keys == [("PublishedApp", "ns", "pacs"), ("PublishedApp", "ns", "epr"),
+                    ("PublishedApp", "other", "epr"), CATALOG, pool_config("desk")]
 
 
 def test_pool_fans_out_to_its_apps_only_on_spec_or_readiness() -> None:
     old = facts("SessionHostPool", app())
     assert pool_keys("ns", "desk", old, facts("SessionHostPool", app()), ["a", "b"]) == []
     ready = pool_keys("ns", "desk", old, facts("SessionHostPool", app(ready=True)), ["a", "b"])
-    assert ("PublishedApp", "ns", "a") in ready and ("PublishedApp", "ns", "b") in ready
+    assert ready == [("PublishedApp", "ns", "a"), ("PublishedApp", "ns", "b"), CATALOG]
+    spec = pool_keys("ns", "desk", old, facts("SessionHostPool", app(generation=2)), ["a"])
+    assert spec == [("SessionHostPool", "ns", "desk"), ("PublishedApp", "ns", "a"), CATALOG]
+    assert pool_keys("ns", "desk", old, None, []) == [("SessionHostPool", "ns", "desk"),
+                                                      CATALOG]
 
 
 def test_policy_spec_changes_reach_the_whole_namespace_debounced() -> None:
     old = facts("AccessPolicy", app())
     assert policy_keys("ns", "p", old, facts("AccessPolicy", app(ready=True))) == []
     keys = policy_keys("ns", "p", old, facts("AccessPolicy", app(generation=2)))
-    assert Delayed((fanout.NAMESPACE, "ns", ""), fanout.FANOUT_DELAY) in keys
+    assert keys == [("AccessPolicy", "ns", "p"), Delayed(("namespace", "ns", ""), 0.2)]
+    # A policy's labels select nothing and nobody reads them: nothing to do.
+    assert policy_keys("ns", "p", old, facts("AccessPolicy", app(labels={"x": "y"}))) == []
 
 
 def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None:
