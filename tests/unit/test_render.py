@@ -203,6 +203,7 @@ def test_a_pool_is_rendered_again_only_when_its_inputs_change() -> None:
     """Scaling passes (every 30 s per pool) reuse the rendering; a new app label, a
     policy's new spec or the pool's new generation do not."""
     from deskfleet.controllers.pools import PoolSnapshot, _rendered
+    from deskfleet.controllers.process import RenderedChildren
 
     body = next(d for d in EXAMPLES if d["metadata"]["name"] == "clinical-desktop")
     body = {**body, "metadata": {**body["metadata"], "uid": "uid-r", "generation": 1}}
@@ -213,16 +214,22 @@ def test_a_pool_is_rendered_again_only_when_its_inputs_change() -> None:
                         "labels": {"tier": "a"}},
            "spec": {"poolRef": {"name": "clinical-desktop"}}}
     pool = parse(body)
+    kept = RenderedChildren()  # the operator process's: ProcessState.rendered
 
     def render(app_labels: dict[str, str], generation: int = 1,
                policy_generation: int = 1) -> list[dict[str, Any]]:
         a = {**app, "metadata": {**app["metadata"], "labels": app_labels}}
         p = {**policy, "metadata": {**policy["metadata"], "generation": policy_generation}}
         b = {**body, "metadata": {**body["metadata"], "generation": generation}}
-        return _rendered(pool, Settings(), PoolSnapshot(b, [], apps=[a], policies=[p]))[0]
+        return _rendered(pool, Settings(), PoolSnapshot(b, [], apps=[a], policies=[p]),
+                         kept)[0]
 
     first = render({"tier": "a"})
     assert render({"tier": "a"}) is first  # a status write changed nothing it reads
     assert render({"tier": "b"}) is not first
     assert render({"tier": "b"}, generation=2) is not render({"tier": "b"})
     assert render({"tier": "b"}, policy_generation=2) is not render({"tier": "b"})
+    latest = render({"tier": "b"})
+    assert len(kept) == 1  # one entry per pool, until the pool goes
+    kept.forget((pool.namespace, pool.name))
+    assert len(kept) == 0 and render({"tier": "b"}) is not latest

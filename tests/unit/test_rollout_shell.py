@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from deskfleet.agent.annotations import (
     DRAINING_ANNOTATION,
     LOGOFF_DEADLINE_ANNOTATION,
@@ -32,12 +30,6 @@ POOL = {"apiVersion": "deskfleet.io/v1alpha1", "kind": "SessionHostPool",
         "metadata": {"name": "desk", "namespace": NS, "uid": "pool-uid", "generation": 1},
         "spec": {"image": "desktop:1", "sessionsPerHost": 2, "agent": {"sessionSource": "host"},
                  "scaling": {"minHosts": 2, "maxHosts": 6, "bufferSessions": 1}}}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process() -> None:
-    from deskfleet.controllers import scaling
-    scaling._written.clear()
 
 
 def body(image: str = "desktop:1", status: dict[str, Any] | None = None, **update: Any

@@ -10,8 +10,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from deskfleet.agent.annotations import (
     DISCONNECTED_ANNOTATION,
     DRAIN_MESSAGE_ANNOTATION,
@@ -132,16 +130,6 @@ def deployment(replicas: int) -> Fleet:
 
 
 LONG_SURPLUS = Memory(surplus_since=NOW - timedelta(hours=1))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process() -> None:
-    """What an operator process remembers between passes, forgotten between tests."""
-    from deskfleet.controllers import scaling
-    from deskfleet.controllers.pools import forget_pool
-
-    scaling._written.clear()
-    forget_pool(NS, "desk")
 
 
 def test_a_pod_reads_back_as_the_core_host_on_the_scheduling_clock() -> None:

@@ -24,9 +24,9 @@ from ..settings import Settings
 from .children import SyncResult, sync_children
 from .outcome import Outcome
 from .pools import pool_is_ready
+from .process import ProcessState
 from .status import write_invalid, write_status
-from .tls_secrets import CHECKER as TLS_SECRETS
-from .tls_secrets import RECHECK_SECONDS
+from .tls_secrets import RECHECK_SECONDS, SecretChecker
 
 ROUTE_KINDS = ("Ingress", "HTTPRoute")
 
@@ -89,21 +89,24 @@ def claim_of(body: dict[str, Any]) -> Claim:
                  meta["name"])
 
 
-def _tls_secret_exists(kube: Kube, settings: Settings, app: App) -> bool | None:
+def _tls_secret_exists(kube: Kube, settings: Settings, checker: SecretChecker, app: App
+                       ) -> bool | None:
     """Asked only where a route uses the Secret: an Ingress's `tls`. An HTTPRoute's TLS
     is its Gateway listener's, whose controller reports a missing certificate."""
     gw = app.spec.gateway
     if not settings.check_tls_secrets or not gw.tls_secret_name or gw.parent_ref:
         return None
-    return TLS_SECRETS.exists(kube, app.namespace, gw.tls_secret_name)
+    return checker.exists(kube, app.namespace, gw.tls_secret_name)
 
 
-def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
+def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
+                  process: ProcessState | None = None) -> Outcome:
+    process = ProcessState() if process is None else process
     body = snap.body
     try:
         app = parse(body)
     except InvalidSpec as err:
-        write_invalid(kube, body, err)
+        write_invalid(kube, body, err, process=process)
         return Outcome()
     policies = valid_policies(snap.policies, snap.policies_version)
     access = access_for(policies, app.name, app.labels)
@@ -115,7 +118,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
         pool=facts, access=access, conflict=conflict_for(me, snap.claims),
         live_pool=live_route_pool(snap.children) or None,
         live_pool_exists=snap.live_pool_exists,
-        tls_secret_exists=_tls_secret_exists(kube, settings, app),
+        tls_secret_exists=_tls_secret_exists(kube, settings, process.tls_secrets, app),
         unenforced=enforcement_gap(app, settings))
     plan = plan_route(app, me, route_facts)
     if plan.route == "keep":
@@ -124,7 +127,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
     else:
         desired = (build_app_children(app, facts, access, settings)
                    if plan.route == "render" else [])
-        result = sync_children(kube, desired, snap.children, owner=body)
+        result = sync_children(kube, desired, snap.children, owner=body, gone=process.gone)
         if result.owner_gone:
             return Outcome(owner_gone=True)
         route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
@@ -133,7 +136,7 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot) -> Outcome:
                               "allowedBy": allowed_by(policies, app.name, app.labels)}
     conditions = app_conditions(plan, result.errors)
     STATE.set_app(app.namespace, app.name, AppFacts(ready=bool(conditions[0].status)))
-    write_status(kube, body, fields, conditions)
+    write_status(kube, body, fields, conditions, process=process)
     if route_facts.tls_secret_exists is False and not result.errors:
         return Outcome(requeue_after=RECHECK_SECONDS)  # noticed soon once it is created
     return Outcome(result.errors)

@@ -19,7 +19,7 @@ from typing import Any
 from ..kube.client import Kube, KubeError
 from ..kube.compare import needs_apply
 from ..kube.resources import BY_KIND, type_of
-from .status import GONE
+from .process import Gone
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,20 @@ def _owner_gone(kube: Kube, owner: dict[str, Any]) -> bool:
 
 
 def sync_children(kube: Kube, desired: list[dict[str, Any]], live: list[dict[str, Any]],
-                  owner: dict[str, Any] | None = None) -> SyncResult:
+                  owner: dict[str, Any] | None = None, gone: Gone | None = None
+                  ) -> SyncResult:
     """`owner`: before re-creating a missing child of an owner reconciled before, check
     the owner still exists. A watch can miss a deletion (Kopf re-lists after a 410 Gone
     without reporting what went meanwhile): re-creating the child of a deleted owner
-    feeds the garbage collector, which deletes it again, in a loop."""
+    feeds the garbage collector, which deletes it again, in a loop. An owner found gone
+    is added to `gone` (ProcessState.gone), so the workers skip its cached body."""
     result = SyncResult()
     live_by_key = {_key(c): c for c in live}
     if (owner is not None and (owner.get("status") or {}).get("observedGeneration")
             and any(_key(m) not in live_by_key for m in desired)
             and _owner_gone(kube, owner)):
-        GONE.add(owner["metadata"].get("uid", ""))
+        if gone is not None:
+            gone.add(owner["metadata"].get("uid", ""))
         result.owner_gone = True
         return result
     for manifest in desired:

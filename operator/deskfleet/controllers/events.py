@@ -109,9 +109,10 @@ class EventRecorder:
             _post(*item)
 
 
-RECORDER = EventRecorder()
-
-
-def post_event(kube: Kube, body: dict[str, Any], type_: str, reason: str, message: str
-               ) -> None:
-    RECORDER.record(kube, body, type_, reason, message)
+def post_event(kube: Kube, body: dict[str, Any], type_: str, reason: str, message: str,
+               recorder: EventRecorder | None = None) -> None:
+    """Through `recorder` (the process's, ProcessState.events), or posted at once."""
+    if recorder is None:
+        _post(kube, build_event(body, type_, reason, message))
+    else:
+        recorder.record(kube, body, type_, reason, message)

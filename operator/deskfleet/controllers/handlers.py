@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any
 
 import kopf
@@ -25,17 +26,16 @@ from ..render.meta import MANAGED_BY, POOL_LABEL
 from ..render.route_claims import Claim
 from . import cache as c
 from . import fanout
-from .events import RECORDER
 from .leader import LeaderElector
 from .portal_stats import collect as collect_portal_stats
 from .runtime import RUNTIME, enqueue
 from .workers import resync, resync_all, worker
 
 GROUP, VERSION = "deskfleet.io", "v1alpha1"
-MANAGED = dict(MANAGED_BY)
+MANAGED = MappingProxyType(dict(MANAGED_BY))
 # (api version, plural) of every kind the operator renders: the REST paths and watches;
 # the chart's RBAC is checked against the same table (tests/unit/test_rbac.py).
-CHILD_RESOURCES = [(t.api_version, t.plural) for t in CHILD_TYPES]
+CHILD_RESOURCES = tuple((t.api_version, t.plural) for t in CHILD_TYPES)
 
 
 # --- indexes ----------------------------------------------------------------------------
@@ -107,6 +107,9 @@ def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
 
 def _swap(kind: str, namespace: str, name: str, body: kopf.Body, event_type: str | None
           ) -> tuple[fanout.Facts | None, fanout.Facts | None]:
+    if event_type == "DELETED":  # what passes remembered of it goes too
+        RUNTIME.process.forget_object(kind, namespace, name,
+                                      body.get("metadata", {}).get("uid") or "")
     new = None if event_type == "DELETED" else fanout.facts(kind, body)
     return RUNTIME.facts.swap((kind, namespace, name), new), new
 
@@ -145,6 +148,10 @@ async def policy_event(namespace: str | None, name: str, body: kopf.Body, type: 
 async def _child_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
     if type != "DELETED" and fanout.own_echo(body, FIELD_MANAGER):
         return
+    if type == "DELETED":
+        meta = body.get("metadata", {})
+        RUNTIME.process.forget_child(body.get("kind", ""), meta.get("namespace", ""),
+                                     meta.get("name", ""))
     key = c.child_key(body)
     if key:
         namespace, owner_kind, owner = key
@@ -185,7 +192,7 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
     RUNTIME.tasks = [asyncio.create_task(worker()) for _ in range(RUNTIME.settings.workers)]
     RUNTIME.tasks.append(asyncio.create_task(resync()))
     RUNTIME.tasks.append(asyncio.create_task(collect_portal_stats()))
-    RECORDER.start()
+    RUNTIME.process.events.start()
     if RUNTIME.election:
         RUNTIME.leader = LeaderElector(RUNTIME.kube, on_elected=resync_all,
                                        on_deposed=STATE.clear, **RUNTIME.election)
@@ -198,6 +205,6 @@ async def stop(**_: Any) -> None:
         task.cancel()
     await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
     RUNTIME.queue.shutdown()
-    await asyncio.get_running_loop().run_in_executor(None, RECORDER.stop)
+    await asyncio.get_running_loop().run_in_executor(None, RUNTIME.process.events.stop)
     if RUNTIME.executor:
         RUNTIME.executor.shutdown(wait=False, cancel_futures=True)

@@ -13,13 +13,13 @@ from ..api.parse import InvalidSpec, parse
 from ..clock import format_time
 from ..conditions import Cond
 from ..kube.client import Kube
-from ..memo import Memo
 from ..metrics import STATE, PolicyFacts
 from ..policy.enforcement import Policy, app_labels, valid_policies
 from ..policy.selection import LabelGroups
 from ..portal_stats import DryRunFigures
 from ..settings import Settings
 from .outcome import Outcome
+from .process import ProcessState
 from .status import write_invalid, write_status
 
 MAX_LISTED_APPS = 200  # keep status small; appsMatched has the full count
@@ -33,27 +33,23 @@ class PolicySnapshot:
     # Changes whenever an app of the namespace appears, goes or changes labels (the
     # watch handlers count); None: the identity of the app bodies stands for it.
     apps_version: Hashable | None = None
-    # Taken from `_GROUPS` on the event loop when it has them for `apps_version`: then
-    # `apps` is left empty, as listing 10,000 apps per policy pass was a fifth of the CPU.
+    # Taken from ProcessState.app_groups on the event loop when it has them for
+    # `apps_version`: then `apps` is left empty, as listing 10,000 apps per policy pass
+    # was a fifth of the CPU.
     groups: LabelGroups | None = None
     policies_version: Hashable | None = None  # see fanout.Memory.version
     dry_run: DryRunFigures | None = None  # what the portal saw, for a dryRun policy
 
 
-# Grouping 10,000 apps takes tens of milliseconds, and while apps turn Ready their
-# bodies change every moment though their labels do not: keyed by `apps_version`, a
-# round of 2,000 policy passes groups them once.
-_GROUPS: Memo[LabelGroups] = Memo()
+def known_app_groups(process: ProcessState, namespace: str, apps_version: Hashable
+                     ) -> LabelGroups | None:
+    return process.app_groups.peek(namespace, apps_version)
 
 
-def known_app_groups(namespace: str, apps_version: Hashable) -> LabelGroups | None:
-    return _GROUPS.peek(namespace, apps_version)
-
-
-def app_groups(snap: PolicySnapshot) -> LabelGroups:
+def app_groups(process: ProcessState, snap: PolicySnapshot) -> LabelGroups:
     if snap.groups is not None:
         return snap.groups
-    return _GROUPS.get(
+    return process.app_groups.get(
         snap.body["metadata"].get("namespace"), snap.apps,
         lambda bodies: LabelGroups((a["metadata"]["name"], app_labels(a)) for a in bodies),
         version=snap.apps_version)
@@ -85,14 +81,16 @@ def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> li
     return sorted(out)
 
 
-def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot) -> Outcome:
+def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot,
+                     process: ProcessState | None = None) -> Outcome:
+    process = ProcessState() if process is None else process
     body = snap.body
     try:
         policy: Policy = parse(body)
     except InvalidSpec as err:
-        write_invalid(kube, body, err, {"inEffect": False})
+        write_invalid(kube, body, err, {"inEffect": False}, process=process)
         return Outcome()
-    groups = app_groups(snap)
+    groups = app_groups(process, snap)
     matched = groups.covered_by(policy.spec)
     in_effect = policy.spec.mode == "enforce"
     clash = conflicts(policy, valid_policies(snap.policies, snap.policies_version), groups)
@@ -115,5 +113,5 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot) -> Ou
     else:
         degraded = Cond("Degraded", False, "AsExpected", "")
     STATE.set_policy(policy.namespace, policy.name, PolicyFacts(enforced=in_effect))
-    write_status(kube, body, fields, [ready, degraded])
+    write_status(kube, body, fields, [ready, degraded], process=process)
     return Outcome()

@@ -3,7 +3,6 @@ sessions, and report status."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,6 @@ from ..metrics import (
     PoolFacts,
 )
 from ..policy.enforcement import app_labels, app_session_config, valid_policies
-from ..policy.selection import PolicySet
 from ..render.configdata import DocumentTooLarge
 from ..render.pool import Pool, build_pool_children, host_selector
 from ..scaling.decide import Decision, Demand, Memory
@@ -31,6 +29,7 @@ from .children import sync_children
 from .drain_report import report_drains
 from .events import post_event
 from .outcome import Outcome
+from .process import ProcessState, Rendered, RenderedChildren
 from .revisions import Fleet, plan_fleet
 from .revisions import host_counts as fleet_counts
 from .rollout_report import (
@@ -42,8 +41,6 @@ from .rollout_report import (
     rollout_fields,
 )
 from .scaling import observe, scale_pool
-from .session_ends import SESSION_ENDS
-from .startup import STARTUP_TIMES
 from .status import write_invalid, write_status
 
 
@@ -105,55 +102,42 @@ def _desired_children(pool: Pool, settings: Settings, apps: dict[str, Any],
         return kept + rest, str(err)
 
 
-# A pool is passed every scaling period and on every change of its hosts, but its
-# children change only with its spec, its apps' names and labels, and the policies.
-# Rendering the host config of twenty apps each granted by 200 policies takes ~15 ms:
-# at 500 pools that alone took most of a core, so the rendering is kept per pool, within
-# a memory budget (a host config may be up to 900 KiB).
-_RENDERED: dict[str, tuple[Hashable, PolicySet, list[dict[str, Any]], int]] = {}
-_RENDERED_BUDGET = 64 * 1024 * 1024
-_rendered_bytes = 0
-_rendered_lock = threading.Lock()  # pools are reconciled on several threads at once
-
-
 def _config_bytes(children: list[dict[str, Any]]) -> int:
     return sum(len(value) for c in children if c["kind"] == "ConfigMap"
                for part in ("data", "binaryData") for value in (c.get(part) or {}).values())
 
 
-def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot
+def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot,
+              kept_rendered: RenderedChildren | None = None
               ) -> tuple[list[dict[str, Any]], str | None]:
-    global _rendered_bytes
+    """The pool's children, from `kept_rendered` (ProcessState.rendered) while their
+    inputs are the same. A pool is passed every scaling period and on every change of
+    its hosts, but its children change only with its spec, its apps' names and labels,
+    and the policies: at 500 pools rendering alone took most of a core."""
     policies = valid_policies(snap.policies, snap.policies_version)
     key = (pool.uid, pool.name, pool.namespace, snap.body["metadata"].get("generation"),
            tuple((a["metadata"]["name"], tuple(sorted(app_labels(a).items())))
                  for a in snap.apps))
-    with _rendered_lock:
-        kept = _RENDERED.get(pool.uid)
-    if kept is not None and kept[0] == key and kept[1] is policies:
-        return kept[2], None
+    slot = (pool.namespace, pool.name)
+    kept = kept_rendered.get(slot) if kept_rendered is not None else None
+    if kept is not None and kept.key == key and kept.policies is policies:
+        return kept.children, None
     apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
                                                       app_labels(a))
             for a in snap.apps}
     children, error = _desired_children(pool, settings, apps, snap.children)
-    if error is None:  # kept only when it does not depend on the live children
-        size = _config_bytes(children)
-        with _rendered_lock:
-            if (old := _RENDERED.pop(pool.uid, None)) is not None:
-                _rendered_bytes -= old[3]
-            if _rendered_bytes + size > _RENDERED_BUDGET:
-                _RENDERED.clear()
-                _rendered_bytes = 0
-            _RENDERED[pool.uid] = (key, policies, children, size)
-            _rendered_bytes += size
+    if error is None and kept_rendered is not None:
+        # kept only when it does not depend on the live children
+        kept_rendered.put(slot, Rendered(key, policies, children, _config_bytes(children)))
     return children, error
 
 
 DEMAND_SIGNAL_ON = "launches seen by the portal"
 
 
-def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, fleet: Fleet, desired: int,
-           ready: int, fields: dict[str, Any]) -> tuple[Decision, RolloutFacts]:
+def _scale(kube: Kube, process: ProcessState, pool: Pool, snap: PoolSnapshot, fleet: Fleet,
+           desired: int, ready: int, fields: dict[str, Any]
+           ) -> tuple[Decision, RolloutFacts]:
     """Ask the core, act on its decision, and put what it found in `fields`."""
     spec = pool.spec
     seen = observe(snap.pods)
@@ -161,14 +145,14 @@ def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, fleet: Fleet, desired: in
     status = snap.body.get("status") or {}
     # The last figure measured, kept in status: a pool at zero hosts after an operator
     # restart has no host left to measure, and the estimate may be far off.
-    startup = STARTUP_TIMES.observe(key, seen.pods, seen.real) or _number(
+    startup = process.startup.observe(key, seen.pods, seen.real) or _number(
         status.get("startupSeconds"))
     max_age = parse_duration(spec.scaling.signal_max_age).total_seconds()
-    ended = SESSION_ENDS.observe(key, seen.hosts, seen.now, max_age, time.monotonic())
+    ended = process.session_ends.observe(key, seen.hosts, seen.now, max_age, time.monotonic())
     demand = None if snap.demand is None else replace(
         snap.demand, startup_seconds=startup, ended_per_minute=ended)
     memory = Memory(surplus_since=parse_time(status.get("surplusSince")))
-    scaled = scale_pool(kube, spec, fleet, seen, memory, demand)
+    scaled = scale_pool(kube, spec, fleet, seen, memory, demand, process.replicas)
     decision = scaled.decision
     fields.update(_scaling_fields(decision, scaled.changed, desired))
     draining = sum(1 for h in seen.hosts if h.draining)
@@ -196,8 +180,8 @@ def _scale(kube: Kube, pool: Pool, snap: PoolSnapshot, fleet: Fleet, desired: in
         SCALING_DECISIONS.labels(pool.namespace, pool.name, decision.direction).inc()
         post_event(kube, snap.body, "Normal",
                    "ScaledUp" if decision.direction == "up" else "ScaledDown",
-                   decision.reason)
-    report_drains(kube, snap.body, spec, scaled)
+                   decision.reason, process.events)
+    report_drains(kube, snap.body, spec, scaled, process.events)
     fields["desiredHosts"] = total
     return decision, facts
 
@@ -231,28 +215,26 @@ def _degraded_condition(decision: Decision | None, facts: RolloutFacts | None,
     return Cond("Degraded", False, "AsExpected", "")
 
 
-def forget_pool(namespace: str, name: str) -> None:
-    """What passes remembered of a deleted pool's hosts."""
-    STARTUP_TIMES.forget(f"{namespace}/{name}")
-    SESSION_ENDS.forget(f"{namespace}/{name}")
-
-
-def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcome:
+def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot,
+                   process: ProcessState | None = None) -> Outcome:
+    """`process`: what the operator process remembers between passes (the Runtime's);
+    None for a pass on its own, which remembers nothing."""
+    process = ProcessState() if process is None else process
     body = snap.body
     try:
         pool = parse(body)
     except InvalidSpec as err:
         # Keep what runs: an invalid edit must not take clinicians' hosts away.
-        write_invalid(kube, body, err)
+        write_invalid(kube, body, err, process=process)
         return Outcome()
 
-    children, config_error = _rendered(pool, settings, snap)
+    children, config_error = _rendered(pool, settings, snap, process.rendered)
     status = body.get("status") or {}
     # One Deployment per revision: the sync sees the current one; the others are the
     # scaling shell's, kept while their hosts hold sessions (revisions.py).
     fleet, desired_children, live = plan_fleet(pool, children, snap.children,
                                                status.get("revision"))
-    result = sync_children(kube, desired_children, live, owner=body)
+    result = sync_children(kube, desired_children, live, owner=body, gone=process.gone)
     if result.owner_gone:
         return Outcome(owner_gone=True)
     if config_error:
@@ -266,7 +248,7 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
     decision: Decision | None = None
     facts: RolloutFacts | None = None
     if fleet.deployments and not result.errors:
-        decision, facts = _scale(kube, pool, snap, fleet, desired, ready, fields)
+        decision, facts = _scale(kube, process, pool, snap, fleet, desired, ready, fields)
         desired = fields["desiredHosts"]
     fields["hosts"] = f"{ready}/{desired}"
     if snap.demand_signal is not None:
@@ -285,13 +267,14 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot) -> Outcom
                        f"{desired - ready} hosts starting" if ready < desired else ""))
         conds = [_ready_condition(ready, desired), moving,
                  _degraded_condition(decision, facts, pool)]
-    write_status(kube, body, fields, conds)
+    write_status(kube, body, fields, conds, process=process)
     if facts is not None:
-        _report_rollout(kube, body, status, fields, facts)
+        _report_rollout(kube, process, body, status, fields, facts)
     return Outcome(result.errors, requeue_after=settings.scaling_period_seconds)
 
 
-def _report_rollout(kube: Kube, body: dict[str, Any], before: dict[str, Any],
+def _report_rollout(kube: Kube, process: ProcessState, body: dict[str, Any],
+                    before: dict[str, Any],
                     after: dict[str, Any], facts: RolloutFacts) -> None:
     meta = body["metadata"]
     for event in rollout_events(before, after, facts):
@@ -299,4 +282,4 @@ def _report_rollout(kube: Kube, body: dict[str, Any], before: dict[str, Any],
             ROLLOUTS_STARTED.labels(meta["namespace"], meta["name"]).inc()
         if event.reason == "RolloutComplete":
             ROLLOUTS_COMPLETED.labels(meta["namespace"], meta["name"]).inc()
-        post_event(kube, body, event.type, event.reason, event.message)
+        post_event(kube, body, event.type, event.reason, event.message, process.events)

@@ -16,6 +16,7 @@ from . import cache as c
 from .fanout import Delayed, Key
 from .fanout import Memory as FactsMemory
 from .leader import LeaderElector
+from .process import ProcessState
 from .queue import WorkQueue
 
 
@@ -26,6 +27,9 @@ class Runtime:
         self.cache = c.Cache()
         self.facts = FactsMemory()  # what other objects read of each, as of its last event
         self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue()
+        # What passes remember between each other (gone objects, replicas written,
+        # rendered children, start-up and session-end figures, the Event recorder...).
+        self.process = ProcessState()
         self.settings = Settings()
         self.kube: Kube | None = None
         self.executor: ThreadPoolExecutor | None = None

@@ -47,6 +47,7 @@ from ..kube.resources import BY_KIND, POD
 from ..render.meta import ACCEPTING_LABEL, BUSY_LABEL
 from ..render.revision import revision_label
 from ..scaling.decide import Decision, Demand, Host, Memory, Notice, Revisions, decide
+from .process import WrittenReplicas
 from .revisions import Fleet
 
 log = logging.getLogger(__name__)
@@ -192,30 +193,30 @@ class ScalingResult:
     forced_removals: tuple[str, ...] = ()  # removed with sessions, after logoffTimeout
 
 
-# The Deployment and the pods arrive on different watch streams, so a pass can see an
-# older replica count than the one this process last wrote: remember what was written
-# (and the generation it produced) and read a stale snapshot through it.
-_written: dict[tuple[str, str, str], tuple[int, int]] = {}
-
-
 def _key(meta: dict[str, Any]) -> tuple[str, str, str]:
     # The uid too: a Deployment deleted and created again under its name (a rollback to
     # a revision already retired) starts its generations afresh.
     return (meta["namespace"], meta["name"], meta.get("uid") or "")
 
 
-def _current_replicas(deployment: dict[str, Any]) -> int:
+def _current_replicas(deployment: dict[str, Any], written: WrittenReplicas) -> int:
+    """The count a stale snapshot of the Deployment shows, or the one this process wrote
+    since (the Deployment and the pods arrive on different watch streams)."""
     meta = deployment["metadata"]
     seen = int((deployment.get("spec") or {}).get("replicas") or 0)
-    generation, replicas = _written.get(_key(meta), (0, seen))
+    generation, replicas = written.get(_key(meta)) or (0, seen)
     return replicas if int(meta.get("generation") or 0) < generation else seen
 
 
 def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observed,
-               memory: Memory, demand: Demand | None = None) -> ScalingResult:
+               memory: Memory, demand: Demand | None = None,
+               written: WrittenReplicas | None = None) -> ScalingResult:
+    """`written`: the replica counts this process wrote (ProcessState.replicas); None
+    for a pass that remembers nothing."""
+    written = WrittenReplicas() if written is None else written
     mine = fleet.current_deployment
-    current = _current_replicas(mine) if mine is not None else 0
-    outdated = {r: _current_replicas(d) for r, d in fleet.deployments.items()
+    current = _current_replicas(mine, written) if mine is not None else 0
+    outdated = {r: _current_replicas(d, written) for r, d in fleet.deployments.items()
                 if r != fleet.current}
     decision = decide(spec, seen.hosts, seen.now, memory, current, demand,
                       Revisions(fleet.current, outdated))
@@ -240,7 +241,7 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
         marked = [n for n in victims
                   if (by_name[n][0]["metadata"].get("annotations") or {}).get(DELETION_COST)
                   == VICTIM_COST]
-        have = _current_replicas(deployment)
+        have = _current_replicas(deployment, written)
         # Victims marked only now keep their place in the count until the next pass; and
         # the count only ever goes down by the marked victims, so the ReplicaSet never
         # chooses.
@@ -248,17 +249,17 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
         if revision == fleet.current:
             replicas = max(replicas, have - len(marked))
         if replicas != have:
-            _write_replicas(kube, deployment, replicas)
+            _write_replicas(kube, deployment, replicas, written)
             changed = True
             # A victim that never said it was empty goes because its logoff time ran out.
             forced += [n for n in marked if by_name[n][1].logoff_requested_at is not None
                        and by_name[n][1].sessions != 0]
     for revision in decision.retired:
         gone = fleet.deployments.get(revision)
-        if gone is not None and _current_replicas(gone) == 0:
+        if gone is not None and _current_replicas(gone, written) == 0:
             meta = gone["metadata"]
             changed |= kube.delete(DEPLOYMENT, meta["namespace"], meta["name"], meta.get("uid"))
-            _written.pop(_key(meta), None)
+            written.forget(meta["namespace"], meta["name"])
     # The ReplicaSet deletes the marked victims itself (lowest deletion cost, every other
     # host ready): deleting them here too would race it into creating a replacement.
     if changed:
@@ -269,12 +270,13 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
 DEPLOYMENT = BY_KIND[("apps/v1", "Deployment")]
 
 
-def _write_replicas(kube: Kube, deployment: dict[str, Any], replicas: int) -> None:
+def _write_replicas(kube: Kube, deployment: dict[str, Any], replicas: int,
+                    written: WrittenReplicas) -> None:
     meta = deployment["metadata"]
     applied = kube.apply({"apiVersion": "apps/v1", "kind": "Deployment",
                           "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
                           "spec": {"replicas": replicas}}, field_manager=AUTOSCALER)
-    _written[_key(meta)] = (int(applied["metadata"].get("generation") or 0), replicas)
+    written.put(_key(meta), int(applied["metadata"].get("generation") or 0), replicas)
 
 
 def _patch(kube: Kube, pod: dict[str, Any], marks: Marks) -> bool:

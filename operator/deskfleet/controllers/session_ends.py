@@ -54,6 +54,3 @@ class SessionEnds:
     def forget(self, pool: str) -> None:
         with self._lock:
             self._pools.pop(pool, None)
-
-
-SESSION_ENDS = SessionEnds()

@@ -78,6 +78,3 @@ class StartupTimes:
     def forget(self, pool: str) -> None:
         with self._lock:
             self._pools.pop(pool, None)
-
-
-STARTUP_TIMES = StartupTimes()

@@ -8,18 +8,15 @@ from ..api.parse import InvalidSpec
 from ..conditions import Cond, merge_conditions, now_rfc3339, status_differs
 from ..kube.client import Kube, KubeError
 from ..kube.resources import BY_KIND
-from .events import post_event
-
-# Objects the API server says are gone although the watch never said so (Kopf re-lists
-# after a 410 Gone without reporting what was deleted meanwhile, and stops watching a
-# namespace being deleted): their uids, so that workers skip their stale cache entries
-# instead of re-creating children the garbage collector deletes, in a loop.
-GONE: set[str] = set()
+from .events import EventRecorder, post_event
+from .process import ProcessState
 
 
 def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
-                 conditions: list[Cond]) -> bool:
-    """Merge-patch `.status` when it differs from what is stored; True if written."""
+                 conditions: list[Cond], process: ProcessState | None = None) -> bool:
+    """Merge-patch `.status` when it differs from what is stored; True if written.
+    `process`: an object found deleted joins its `gone` (ProcessState.gone), and Events
+    go through its recorder; without one, Events are posted at once."""
     meta = body["metadata"]
     current = body.get("status") or {}
     generation = meta.get("generation", 1)
@@ -37,25 +34,28 @@ def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
                          subresource="status")
     except KubeError as err:
         if err.not_found:  # deleted meanwhile: nothing left to report on
-            GONE.add(meta.get("uid", ""))
+            if process is not None:
+                process.gone.add(meta.get("uid", ""))
             return False
         raise
-    _announce(kube, body, current.get("conditions") or [], conditions)
+    _announce(kube, body, current.get("conditions") or [], conditions,
+              process.events if process is not None else None)
     return True
 
 
 def write_invalid(kube: Kube, body: dict[str, Any], err: InvalidSpec,
-                  fields: dict[str, Any] | None = None) -> bool:
+                  fields: dict[str, Any] | None = None,
+                  process: ProcessState | None = None) -> bool:
     """The status of an object whose spec cannot be used: not Ready and Degraded, both
     with reason InvalidSpec, naming every field at fault; `fields` add kind-specific
     status (a pool keeps what it last observed of its hosts)."""
     return write_status(kube, body, fields or {}, [
         Cond("Ready", False, "InvalidSpec", str(err)),
-        Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems))])
+        Cond("Degraded", True, "InvalidSpec", "; ".join(err.problems))], process)
 
 
 def _announce(kube: Kube, body: dict[str, Any], before: list[dict[str, Any]],
-              after: list[Cond]) -> None:
+              after: list[Cond], events: EventRecorder | None) -> None:
     old = {c.get("type"): c for c in before}
     for cond in after:
         if cond.type != "Ready":
@@ -64,4 +64,4 @@ def _announce(kube: Kube, body: dict[str, Any], before: list[dict[str, Any]],
         if prev and prev.get("reason") == cond.reason and prev.get("status") == cond.status_text:
             continue
         kind = "Normal" if cond.status else "Warning"
-        post_event(kube, body, kind, cond.reason, cond.message)
+        post_event(kube, body, kind, cond.reason, cond.message, events)

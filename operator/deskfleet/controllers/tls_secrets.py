@@ -61,6 +61,3 @@ class SecretChecker:
                 self._seen.clear()
             self._seen[(namespace, name)] = (now, found)
         return found
-
-
-CHECKER = SecretChecker()

@@ -17,9 +17,8 @@ from .apps import AppSnapshot, CatalogSnapshot, live_route_pool, reconcile_app, 
 from .outcome import Outcome
 from .policies import PolicySnapshot, known_app_groups, reconcile_policy
 from .pool_demand import pool_demand
-from .pools import PoolSnapshot, forget_pool, reconcile_pool
+from .pools import PoolSnapshot, reconcile_pool
 from .runtime import RUNTIME
-from .status import GONE
 
 log = logging.getLogger("deskfleet")
 
@@ -27,14 +26,16 @@ Job = Callable[[], Outcome]
 
 
 def _live(body: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The cached body, unless the API server has said the object is gone (status.GONE)."""
-    if body is not None and body["metadata"].get("uid") in GONE:
+    """The cached body, unless the API server has said the object is gone
+    (ProcessState.gone)."""
+    if body is not None and body["metadata"].get("uid") in RUNTIME.process.gone:
         return None
     return body
 
 
 def _present(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [b for b in bodies if b["metadata"].get("uid") not in GONE]
+    gone = RUNTIME.process.gone
+    return [b for b in bodies if b["metadata"].get("uid") not in gone]
 
 
 def _policies_version(namespace: str) -> tuple[str, str, int]:
@@ -44,7 +45,8 @@ def _policies_version(namespace: str) -> tuple[str, str, int]:
 def job_for(key: tuple[str, str, str]) -> Job | None:
     """Snapshot what `key` needs (on the event loop) and return the blocking work."""
     kind, namespace, name = key
-    cache, settings, kube = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube
+    cache, settings, kube, process = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube, \
+        RUNTIME.process
     assert kube is not None
     if not cache.bound:
         # Queued before Kopf's first event (the portal's collector starts at once): the
@@ -59,7 +61,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         body = _live(cache.pool(namespace, name))
         if body is None:
             STATE.forget(kind, namespace, name)
-            forget_pool(namespace, name)
+            process.forget_pool(namespace, name)
             return None  # deleted: the garbage collector removes its children
         apps = [a for a in (cache.app(namespace, n) for n in cache.apps_of_pool(namespace, name))
                 if a is not None]
@@ -68,7 +70,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
                                  cache.pods(namespace, name), apps,
                                  cache.policies_in(namespace), _policies_version(namespace),
                                  demand=demand, demand_signal=signal)
-        return lambda: reconcile_pool(kube, settings, pool_snap)
+        return lambda: reconcile_pool(kube, settings, pool_snap, process)
     if kind == "PublishedApp":
         body = _live(cache.app(namespace, name))
         if body is None:
@@ -88,7 +90,7 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
             pool_elsewhere=() if pool else cache.pool_namespaces(pool_name),
             claims=cache.claims(route) if route else (),
             live_pool_exists=bool(live_pool) and cache.pool(namespace, live_pool) is not None)
-        return lambda: reconcile_app(kube, settings, app_snap)
+        return lambda: reconcile_app(kube, settings, app_snap, process)
     if kind == "catalog":
         pools = {p["metadata"]["name"]: (p, cache.children(namespace, "SessionHostPool",
                                                              p["metadata"]["name"]))
@@ -103,14 +105,15 @@ def job_for(key: tuple[str, str, str]) -> Job | None:
         if body is None:
             STATE.forget(kind, namespace, name)
             return None
-        apps_version = (namespace, RUNTIME.facts.version("PublishedApp", namespace), len(GONE))
-        groups = known_app_groups(namespace, apps_version)
+        apps_version = (namespace, RUNTIME.facts.version("PublishedApp", namespace),
+                        process.gone.version)
+        groups = known_app_groups(process, namespace, apps_version)
         pol_snap = PolicySnapshot(
             body, [] if groups is not None else _present(cache.apps_in(namespace)),
             cache.policies_in(namespace), apps_version=apps_version, groups=groups,
             policies_version=_policies_version(namespace),
             dry_run=RUNTIME.portal_stats.dry_run(namespace, name))
-        return lambda: reconcile_policy(kube, settings, pol_snap)
+        return lambda: reconcile_policy(kube, settings, pol_snap, process)
     return None
 
 
