@@ -75,7 +75,7 @@ class FakeKube:
         self.writes: list[tuple[str, str, dict[str, Any]]] = []
 
     def merge_patch(self, rtype: Any, namespace: str, name: str, patch: dict[str, Any],
-                    subresource: str | None = None) -> dict[str, Any]:
+                    subresource: str | None = None, strict: bool = False) -> dict[str, Any]:
         self.writes.append(("patch" if subresource is None else subresource, name, patch))
         return {}
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.kinds import BY_KIND as API_KINDS
 from ..api.parse import InvalidSpec
 from ..conditions import Cond, merge_conditions, now_rfc3339, status_differs
 from ..kube.client import Kube, KubeError
 from ..kube.resources import BY_KIND
 from .events import EventRecorder, post_event
 from .process import ProcessState
+
+
+def status_document(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` checked against the kind's status model (api/*Status, which generates the
+    CRD) and serialised by it, camelCase: a misspelt or mistyped field fails the pass
+    loudly instead of being pruned by the API server. A field set to None stays None: in
+    a merge patch it removes what was written before."""
+    model = API_KINDS[kind].status.model_validate(fields)
+    document: dict[str, Any] = model.model_dump(by_alias=True, exclude_unset=True,
+                                                mode="json")
+    return document
 
 
 def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
@@ -20,18 +32,19 @@ def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
     meta = body["metadata"]
     current = body.get("status") or {}
     generation = meta.get("generation", 1)
-    desired = {
+    desired = status_document(body["kind"], {
         **fields,
         "observedGeneration": generation,
         "conditions": merge_conditions(current.get("conditions"), conditions, generation,
                                        now_rfc3339()),
-    }
+    })
     if not status_differs(current, desired):
         return False
     rtype = BY_KIND[(body["apiVersion"], body["kind"])]
     try:
+        # fieldValidation=Strict: the API server refuses an unknown field too.
         kube.merge_patch(rtype, meta["namespace"], meta["name"], {"status": desired},
-                         subresource="status")
+                         subresource="status", strict=True)
     except KubeError as err:
         if err.not_found:  # deleted meanwhile: nothing left to report on
             if process is not None:

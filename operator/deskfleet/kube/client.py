@@ -152,10 +152,15 @@ class Kube:
         return result
 
     def merge_patch(self, rtype: ResourceType, namespace: str, name: str,
-                    patch: dict[str, Any], subresource: str = "") -> dict[str, Any]:
+                    patch: dict[str, Any], subresource: str = "", strict: bool = False
+                    ) -> dict[str, Any]:
+        """`strict`: the API server refuses fields the schema does not know rather
+        than dropping them (fieldValidation=Strict)."""
+        query = {"fieldManager": self.field_manager}
+        if strict:
+            query["fieldValidation"] = "Strict"
         result: dict[str, Any] = self.request(
-            "PATCH", rtype.path(namespace, name, subresource),
-            query={"fieldManager": self.field_manager}, body=patch,
+            "PATCH", rtype.path(namespace, name, subresource), query=query, body=patch,
             content_type="application/merge-patch+json")
         return result
 
