@@ -28,10 +28,15 @@ def now_rfc3339() -> str:
     return format_time(real_now())
 
 
+def true_condition(conditions: list[dict[str, Any]] | None, type_: str = "Ready"
+                   ) -> dict[str, Any] | None:
+    """The condition `type_` of a written status (or a pod's), if it is True."""
+    return next((c for c in conditions or []
+                 if c.get("type") == type_ and c.get("status") == "True"), None)
+
+
 def is_true(conditions: list[dict[str, Any]] | None, type_: str = "Ready") -> bool:
-    """Whether a written status (or a pod's) has the condition `type_` at True."""
-    return any(c.get("type") == type_ and c.get("status") == "True"
-               for c in conditions or [])
+    return true_condition(conditions, type_) is not None
 
 
 def merge_conditions(previous: list[dict[str, Any]] | None, new: list[Cond],

@@ -167,6 +167,11 @@ class Fleet:
     def status(self) -> dict[str, Any]:
         return dict((self.bed.get("shp", POOL, self.namespace) or {}).get("status") or {})
 
+    def serving_only(self, revision: str) -> bool:
+        """Whether the Service holds hosts, all of them of `revision`."""
+        hosts = self.endpoints()
+        return bool(hosts) and all(self.revision_of(p) == revision for p in hosts)
+
     def revision_of(self, pod: str) -> str | None:
         """None for a pod the watcher has not seen yet (the Service can list it first)."""
         with self.lock:
@@ -274,7 +279,7 @@ def test_a_pool_with_sessions_on_every_host_rolls_without_cutting_one(
     new_ready = time.monotonic() - changed
     # Old hosts stop taking logons and drain (the update's notice, no deadline), once a
     # new host can take them; the Service then holds only new hosts.
-    wait_until(lambda: f.endpoints() and all(f.revision_of(p) == r2 for p in f.endpoints()),
+    wait_until(lambda: f.serving_only(r2),
                timeout=30, what="only new-revision hosts in the Service")
     switched = time.monotonic() - changed
     for pod in old:
@@ -325,7 +330,7 @@ def test_a_storm_mid_rollout_puts_a_warm_old_host_back_until_new_ones_are_up(
     r1, old = start_full_pool(f, bed, namespace)
     f.set_image(2)
     r2 = f.wait_revision(r1)
-    wait_until(lambda: f.endpoints() and all(f.revision_of(p) == r2 for p in f.endpoints()),
+    wait_until(lambda: f.serving_only(r2),
                timeout=30, what="only new-revision hosts in the Service")
     burst = time.monotonic()
     for pod in sorted(f.endpoints()):  # the burst: every free slot of revision 2 taken
@@ -335,11 +340,10 @@ def test_a_storm_mid_rollout_puts_a_warm_old_host_back_until_new_ones_are_up(
     served = time.monotonic() - burst
     assert set(back) <= set(old) and all(len(f.sessions[p]) < 2 for p in back), back
     for pod in back:
-        assert "notice.json" not in f.hosts.hosts[pod].view() or wait_until(
-            lambda p=pod: "notice.json" not in f.hosts.hosts[p].view(),
-            what=f"{pod}'s notice withdrawn while it serves")
+        wait_until(lambda p=pod: "notice.json" not in f.hosts.hosts[p].view(),
+                   what=f"{pod}'s notice withdrawn while it serves")
     # Once a new host is up, the old ones leave the Service again.
-    wait_until(lambda: f.endpoints() and all(f.revision_of(p) == r2 for p in f.endpoints()),
+    wait_until(lambda: f.serving_only(r2),
                timeout=60, what="the old host draining again once new hosts are up")
     again = time.monotonic() - burst
     for pod in old:  # the old sessions end; their hosts go

@@ -212,8 +212,6 @@ TIME_OF_DAY_RE = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 TimeOfDay = Annotated[str, Field(max_length=5, pattern=TIME_OF_DAY_RE)]
 """A wall-clock time `HH:MM` (24-hour); `24:00` means the end of the day."""
 
-
-
 DURATION_RE = r"^([0-9]+(h|m|s))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(h|m|s)")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}

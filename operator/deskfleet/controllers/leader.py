@@ -26,10 +26,6 @@ from ..kube.client import Kube, KubeError
 log = logging.getLogger("deskfleet.leader")
 
 
-def _micro(moment: datetime) -> str:
-    return format_time(moment, micro=True)
-
-
 class LeaderElector:
     def __init__(self, kube: Kube, namespace: str, name: str, identity: str,
                  duration: float = 15.0, renew: float = 5.0,
@@ -45,10 +41,10 @@ class LeaderElector:
     def _spec(self, previous: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
         transitions = int((previous or {}).get("leaseTransitions") or 0)
         taking_over = (previous or {}).get("holderIdentity") != self.identity
-        acquired = _micro(now) if taking_over else (previous or {}).get("acquireTime",
-                                                                        _micro(now))
+        stamp = format_time(now, micro=True)  # a Lease's times are MicroTime
+        acquired = stamp if taking_over else (previous or {}).get("acquireTime", stamp)
         return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.duration),
-                "acquireTime": acquired, "renewTime": _micro(now),
+                "acquireTime": acquired, "renewTime": stamp,
                 "leaseTransitions": transitions + (1 if taking_over and previous else 0)}
 
     def try_acquire(self) -> bool:
@@ -90,7 +86,8 @@ class LeaderElector:
             lease = self.kube.request("GET", self.path)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
                 lease["spec"]["holderIdentity"] = ""
-                lease["spec"]["renewTime"] = _micro(datetime(1970, 1, 1, tzinfo=UTC))
+                lease["spec"]["renewTime"] = format_time(datetime(1970, 1, 1, tzinfo=UTC),
+                                                         micro=True)
                 self.kube.request("PUT", self.path, body=lease)
         except KubeError as err:
             log.warning("could not release the lease: %s", err)

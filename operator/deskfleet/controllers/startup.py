@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import parse_time
-from ..conditions import is_true
+from ..conditions import true_condition
 
 SAMPLES = 20
 PERCENTILE = 90
@@ -30,8 +30,7 @@ MAX_AGE = timedelta(hours=24)
 def startup_sample(pod: dict[str, Any]) -> tuple[datetime, float] | None:
     """(when it became Ready, seconds from creation), or None while it is not Ready."""
     created = parse_time(pod["metadata"].get("creationTimestamp"))
-    ready = next((c for c in (pod.get("status") or {}).get("conditions") or []
-                  if is_true([c])), None)
+    ready = true_condition((pod.get("status") or {}).get("conditions"))
     became = parse_time(ready.get("lastTransitionTime")) if ready else None
     if created is None or became is None:
         return None

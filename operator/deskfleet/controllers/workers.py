@@ -45,8 +45,8 @@ def _policies_version(namespace: str) -> tuple[str, str, int]:
 def job_for(key: tuple[str, str, str]) -> Job | None:
     """Snapshot what `key` needs (on the event loop) and return the blocking work."""
     kind, namespace, name = key
-    cache, settings, kube, process = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube, \
-        RUNTIME.process
+    cache, settings, kube = RUNTIME.cache, RUNTIME.settings, RUNTIME.kube
+    process = RUNTIME.process
     assert kube is not None
     if not cache.bound:
         # Queued before Kopf's first event (the portal's collector starts at once): the
