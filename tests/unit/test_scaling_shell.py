@@ -25,6 +25,7 @@ from deskfleet.clock import format_time
 from deskfleet.controllers.pools import PoolSnapshot, _rendered, reconcile_pool
 from deskfleet.controllers.revisions import Fleet
 from deskfleet.controllers.scaling import (
+    BUSY_COST,
     DELETION_COST,
     VICTIM_COST,
     Observed,
@@ -60,7 +61,9 @@ def pod(name: str, sessions: int | None, reported: datetime = REAL, ready: bool 
     return {"metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
                          "creationTimestamp": format_time(created),
                          "labels": {}, "annotations": ann},
-            "status": {"conditions": [{"type": "Ready", "status": str(ready),
+            "spec": {"nodeName": "kwok-node-0"},
+            "status": {"phase": "Running" if ready else "Pending",
+                       "conditions": [{"type": "Ready", "status": str(ready),
                                        "lastTransitionTime": format_time(
                                            created + timedelta(seconds=40))}]}}
 
@@ -402,3 +405,42 @@ def test_a_pool_at_zero_keeps_its_measured_start_up_through_a_restart() -> None:
     status = next(w[2]["status"] for w in kube.writes if w[0] == "status")
     assert status["desiredHosts"] == 1 and status["startupSeconds"] == 30
     assert status["scalingReason"].startswith("0 sessions + 2 free slots need 1 hosts")
+
+
+def test_ready_means_what_the_replicaset_ranks_by() -> None:
+    """The ReplicaSet controller deletes an unscheduled, not Running or not Ready pod
+    before any of lower deletion cost; such a host must count as not ready, or a removal
+    it does not hold back lets the ReplicaSet pick it, sessions and all."""
+    ready = pod("a", 2)
+    assert host_from_pod(ready, NOW, REAL).ready
+    pending = {**ready, "status": {**ready["status"], "phase": "Pending"}}
+    unscheduled = {**ready, "spec": {}}
+    assert not host_from_pod(pending, NOW, REAL).ready
+    assert not host_from_pod(unscheduled, NOW, REAL).ready
+
+
+def test_replicas_go_down_only_once_no_other_host_carries_a_victims_mark() -> None:
+    """A host marked as a victim by an earlier pass and back in service now (sessions
+    arrived, or the pass that marked it was cut short) keeps the lowest deletion cost
+    until the ReplicaSet sees this pass's patch: lowering the count in the same pass
+    would let it pick that host, sessions and all (the soak found it)."""
+    pool = spec(drain={**FORCED, "logoffTimeout": "10m"})
+    pods = [pod("a", 3), pod("b", 1), pod("c", 0)]
+    kube = FakeKube()
+    scale_pool(kube, pool, deployment(3), seen(pods), LONG_SURPLUS)  # drain b and c
+    later = timedelta(hours=1, seconds=1)
+    pods = report(patched(pods, kube), REAL + later)
+    kube = FakeKube()
+    scale_pool(kube, pool, deployment(3), seen(pods, later), Memory())  # c marked
+    pods = patched(pods, kube)
+    assert pods[2]["metadata"]["annotations"][DELETION_COST] == VICTIM_COST
+    pods[0]["metadata"]["annotations"][DELETION_COST] = VICTIM_COST  # a stale mark on a
+
+    kube = FakeKube()
+    scale_pool(kube, pool, deployment(3), seen(pods, later), Memory())
+    assert kube.pods_patched()["a"]["annotations"][DELETION_COST] == BUSY_COST
+    assert [w for w in kube.writes if w[0] == "apply"] == []  # c waits a pass
+    pods = patched(pods, kube)
+    kube = FakeKube()
+    scale_pool(kube, pool, deployment(3), seen(pods, later), Memory())
+    assert next(w for w in kube.writes if w[0] == "apply")[2]["spec"] == {"replicas": 2}

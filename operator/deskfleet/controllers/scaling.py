@@ -59,7 +59,14 @@ BUSY_COST = "1000000"  # hosts with sessions (or an unknown count): last to go, 
 
 
 def _ready(pod: dict[str, Any]) -> bool:
-    return is_true((pod.get("status") or {}).get("conditions"))
+    """Ready as the ReplicaSet controller ranks pods when it scales down: on a node,
+    Running, and its Ready condition True. It deletes a pod lacking any of these before
+    any pod of lower deletion cost, so a busy host that is Ready but still Pending (a
+    status half-written; the soak met one) must hold removals back as a not-ready one
+    does (scaling/decide.py, rule 7)."""
+    status = pod.get("status") or {}
+    return (bool((pod.get("spec") or {}).get("nodeName")) and status.get("phase") == "Running"
+            and is_true(status.get("conditions")))
 
 
 def _count(text: str | None) -> int | None:
@@ -238,9 +245,7 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
     forced: list[str] = []
     for revision, deployment in sorted(fleet.deployments.items()):
         victims = [n for n in decision.remove if by_name[n][1].revision == revision]
-        marked = [n for n in victims
-                  if (by_name[n][0]["metadata"].get("annotations") or {}).get(DELETION_COST)
-                  == VICTIM_COST]
+        marked = [n for n in victims if _cost(by_name[n][0]) == VICTIM_COST]
         have = _current_replicas(deployment, written)
         # Victims marked only now keep their place in the count until the next pass; and
         # the count only ever goes down by the marked victims, so the ReplicaSet never
@@ -248,6 +253,12 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
         replicas = wanted.get(revision, have) + len(victims) - len(marked)
         if revision == fleet.current:
             replicas = max(replicas, have - len(marked))
+        # Nor while a host of the revision that is no victim still carries a victim's
+        # mark, as a host taken back into service does until its patch of this pass is
+        # seen: the ReplicaSet could pick it.
+        if any(_cost(p) == VICTIM_COST and h.revision == revision and h.name not in victims
+               for p, h in zip(seen.pods, seen.hosts, strict=True)):
+            replicas = max(replicas, have)
         if replicas != have:
             _write_replicas(kube, deployment, replicas, written)
             changed = True
@@ -268,6 +279,11 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
 
 
 DEPLOYMENT = BY_KIND[("apps/v1", "Deployment")]
+
+
+def _cost(pod: dict[str, Any]) -> str | None:
+    cost: str | None = (pod["metadata"].get("annotations") or {}).get(DELETION_COST)
+    return cost
 
 
 def _write_replicas(kube: Kube, deployment: dict[str, Any], replicas: int,
