@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     scale-in delay runs out); passes that change nothing write nothing."""
     workers: int = 8
     """Reconciles running at once."""
+    recheck_workers: int = 2
+    """Of those, how many may be re-checks at once (summaries, policy recounts, host
+    config re-renders, resyncs): the rest are kept for the passes a change asked for."""
 
     @field_validator("portal_url")
     @classmethod

@@ -75,3 +75,30 @@ def test_queue_serves_changes_before_re_checks_and_promotes() -> None:
         return seen
 
     assert asyncio.run(scenario()) == ["new-app", "recheck-2", "recheck-1"]
+
+
+def test_re_checks_take_at_most_their_slots_and_changes_never_wait_for_them() -> None:
+    async def scenario() -> list[str]:
+        q: WorkQueue[str] = WorkQueue(low_slots=1)
+        for name in ("recheck-1", "recheck-2", "recheck-3"):
+            q.add(name, low=True)
+        first = await asyncio.wait_for(q.get(), 1)
+        assert first == "recheck-1"
+        # The re-check slot is taken: a second worker waits...
+        waiting = asyncio.ensure_future(q.get())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        q.add("new-app")  # ...until a change arrives, which it takes at once
+        assert await asyncio.wait_for(waiting, 1) == "new-app"
+        q.done("new-app")
+        blocked = asyncio.ensure_future(q.get())
+        await asyncio.sleep(0.01)
+        assert not blocked.done()
+        q.done(first)  # the slot is free: the next re-check starts
+        second = await asyncio.wait_for(blocked, 1)
+        q.done(second)
+        third = await asyncio.wait_for(q.get(), 1)
+        q.done(third)
+        return [first, "new-app", second, third]
+
+    assert asyncio.run(scenario()) == ["recheck-1", "new-app", "recheck-2", "recheck-3"]

@@ -11,6 +11,7 @@ and then added high is promoted."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -21,18 +22,26 @@ HIGH, LOW = 0, 1
 
 
 class WorkQueue(Generic[Key]):
-    def __init__(self, base_delay: float = 0.5, max_delay: float = 300.0) -> None:
-        # Entries (priority, sequence, key); an entry whose priority no longer matches
-        # `_queued` was superseded by a promotion and is skipped.
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+    def __init__(self, base_delay: float = 0.5, max_delay: float = 300.0,
+                 low_slots: int | None = None) -> None:
+        # A heap of entries (priority, sequence, key); an entry whose priority no longer
+        # matches `_queued` was superseded by a promotion and is skipped.
+        self._heap: list[tuple[int, int, Key]] = []
         self._sequence = itertools.count()
         self._queued: dict[Key, int] = {}
         self._processing: set[Key] = set()
+        self._low_processing: set[Key] = set()
         self._dirty: dict[Key, int] = {}  # added while processing: again, at this priority
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._wakeup = asyncio.Event()
         self.base_delay = base_delay
         self.max_delay = max_delay
+        # At most this many re-checks run at once (None: no limit). The passes share one
+        # interpreter: were every worker busy with re-checks during a burst, each change's
+        # own pass would get a share of the CPU, not the CPU; the re-checks that wait
+        # meanwhile coalesce (a queued key is queued once), so fewer of them run.
+        self.low_slots = low_slots
 
     def add(self, key: Key, *, low: bool = False) -> None:
         priority = LOW if low else HIGH
@@ -40,7 +49,8 @@ class WorkQueue(Generic[Key]):
             self._dirty[key] = min(priority, self._dirty.get(key, LOW))
         elif self._queued.get(key, LOW + 1) > priority:
             self._queued[key] = priority
-            self._queue.put_nowait((priority, next(self._sequence), key))
+            heapq.heappush(self._heap, (priority, next(self._sequence), key))
+            self._wakeup.set()
 
     def add_after(self, key: Key, delay: float, *, low: bool = False) -> None:
         """Add later; an earlier pending timer for the key wins."""
@@ -57,18 +67,36 @@ class WorkQueue(Generic[Key]):
         self._timers.pop(key, None)
         self.add(key, low=low)
 
+    def _next(self) -> tuple[int, int, Key] | None:
+        """The entry a worker may take now, if any."""
+        while self._heap:
+            priority, _, key = self._heap[0]
+            if self._queued.get(key) != priority:
+                heapq.heappop(self._heap)  # superseded by a promotion
+                continue
+            if priority == LOW and self.low_slots is not None \
+                    and len(self._low_processing) >= self.low_slots:
+                return None  # only changes may start now
+            return self._heap[0]
+        return None
+
     async def get(self) -> Key:
-        while True:
-            priority, _, key = await self._queue.get()
-            if self._queued.get(key) == priority:
-                break
+        while self._next() is None:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        priority, _, key = heapq.heappop(self._heap)
         del self._queued[key]
         self._processing.add(key)
+        if priority == LOW:
+            self._low_processing.add(key)
         return key
 
     def done(self, key: Key, *, failed: bool = False) -> float | None:
         """Finish a key; returns the retry delay when it failed."""
         self._processing.discard(key)
+        if key in self._low_processing:
+            self._low_processing.discard(key)
+            self._wakeup.set()  # a re-check may start
         delay = None
         if failed:
             n = self._failures.get(key, 0)
