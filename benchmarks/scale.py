@@ -118,13 +118,19 @@ def _count(counts: dict[str, float], verb: str, resource: str, sub: str, value: 
         counts[what] = counts.get(what, 0) + value
 
 
+QUEUES = ("deskfleet_workqueue_depth", "deskfleet_event_queue_depth")
+
+
 def queue_depth(metrics_port: int) -> float:
-    """The operator's own `deskfleet_workqueue_depth`."""
+    """What the operator still has to do: keys in its work queue and Events not posted
+    yet (`deskfleet_workqueue_depth` + `deskfleet_event_queue_depth`)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-        for family in text_string_to_metric_families(r.read().decode()):
-            if family.name == "deskfleet_workqueue_depth":
-                return float(family.samples[0].value)
-    raise RuntimeError("the operator exports no deskfleet_workqueue_depth")
+        depths = {f.name: float(f.samples[0].value)
+                  for f in text_string_to_metric_families(r.read().decode())
+                  if f.name in QUEUES}
+    if set(depths) != set(QUEUES):
+        raise RuntimeError(f"the operator exports no {set(QUEUES) - set(depths)}")
+    return sum(depths.values())
 
 
 def pools_settled(kubectl: list[str], ns: str) -> bool:
@@ -213,9 +219,10 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
             time.sleep(0.2)
         apps_ready = time.monotonic() - started
         # Converged: every app Ready, every pool's hosts up, and the operator's work
-        # queue empty. A debounced fan-out (fanout.py: up to POLICIES_DELAY, 5 s) waits
-        # on a timer, outside the queue: so the queue must stay empty for longer than
-        # that, and convergence is the last moment it was busy.
+        # queue and Event queue empty. A debounced fan-out (fanout.py: up to
+        # POLICIES_DELAY, 5 s) waits on a timer, outside the queue: so the queues must
+        # stay empty for longer than that, and convergence is the last moment they held
+        # anything.
         poll = 0.25 if args.apps <= 1000 else 1.0
         last_busy = time.monotonic()
         settled = False

@@ -33,6 +33,9 @@ RECONCILE_SECONDS = Histogram(
 WORKQUEUE_DEPTH = Gauge(
     "deskfleet_workqueue_depth", "Keys waiting for or in a reconcile pass (0: converged; "
     "the periodic re-checks wait on timers, not in the queue).", registry=REGISTRY)
+EVENT_QUEUE_DEPTH = Gauge(
+    "deskfleet_event_queue_depth", "Kubernetes Events recorded and not posted yet (they "
+    "are posted in order from their own thread, behind the passes).", registry=REGISTRY)
 EVENTS_DROPPED = Counter(
     "deskfleet_events_dropped", "Kubernetes Events dropped because the API server did not "
     "take them as fast as the operator made them.", registry=REGISTRY)
@@ -64,7 +67,7 @@ _PER_POOL_COUNTERS = (DRAIN_NOTICES, LOGOFFS_REQUESTED, FORCED_REMOVALS, ROLLOUT
 
 
 @dataclass(frozen=True)
-class PoolFacts:
+class PoolMetrics:
     desired: int
     ready: int
     draining: int
@@ -85,12 +88,12 @@ class PoolFacts:
 
 
 @dataclass(frozen=True)
-class AppFacts:
+class AppMetrics:
     ready: bool
 
 
 @dataclass(frozen=True)
-class PolicyFacts:
+class PolicyMetrics:
     enforced: bool
 
 
@@ -99,19 +102,19 @@ class _State(Collector):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.pools: dict[tuple[str, str], PoolFacts] = {}
-        self.apps: dict[tuple[str, str], AppFacts] = {}
-        self.policies: dict[tuple[str, str], PolicyFacts] = {}
+        self.pools: dict[tuple[str, str], PoolMetrics] = {}
+        self.apps: dict[tuple[str, str], AppMetrics] = {}
+        self.policies: dict[tuple[str, str], PolicyMetrics] = {}
 
-    def set_pool(self, namespace: str, name: str, facts: PoolFacts) -> None:
+    def set_pool(self, namespace: str, name: str, facts: PoolMetrics) -> None:
         with self._lock:
             self.pools[(namespace, name)] = facts
 
-    def set_app(self, namespace: str, name: str, facts: AppFacts) -> None:
+    def set_app(self, namespace: str, name: str, facts: AppMetrics) -> None:
         with self._lock:
             self.apps[(namespace, name)] = facts
 
-    def set_policy(self, namespace: str, name: str, facts: PolicyFacts) -> None:
+    def set_policy(self, namespace: str, name: str, facts: PolicyMetrics) -> None:
         with self._lock:
             self.policies[(namespace, name)] = facts
 

@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 
+from deskfleet.api.kinds import SESSION_HOST_POOL
 from deskfleet.kube.client import Kube, load_api_client
-from deskfleet.kube.resources import BY_KIND
+from deskfleet.kube.resources import DEPLOYMENT
 
 from ..conftest import Bed, Operator, wait_until
 from ..support.oidc_issuer import MFA_AMR, TestUser
@@ -115,8 +116,7 @@ def stack(bed: Bed, traefik: Traefik, gateway_bin: Path,
         bed.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-DEPLOYMENT = BY_KIND[("apps/v1", "Deployment")]
-POOLS = BY_KIND[("deskfleet.io/v1alpha1", "SessionHostPool")]
+POOLS = SESSION_HOST_POOL.resource
 
 
 def replicas(stack: Stack, name: str) -> int:

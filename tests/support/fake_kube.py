@@ -15,8 +15,18 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from deskfleet.api.kinds import BY_KIND as API_KINDS
 from deskfleet.kube.client import FIELD_MANAGER, KubeError
-from deskfleet.kube.resources import ResourceType, type_of
+from deskfleet.kube.resources import ResourceType
+from deskfleet.kube.resources import type_of as rendered_type_of
+
+
+def type_of(obj: dict[str, Any]) -> ResourceType:
+    """Any object's REST type: deskfleet's own kinds, or what the operator renders."""
+    own = API_KINDS.get(str(obj.get("kind")))
+    if own and obj.get("apiVersion") == own.resource.api_version:
+        return own.resource
+    return rendered_type_of(obj)
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 
 from deskfleet.agent.annotations import DRAINING_ANNOTATION, LOGOFF_DEADLINE_ANNOTATION
+from deskfleet.api.kinds import SESSION_HOST_POOL
 from deskfleet.clock import parse_time
 from deskfleet.kube.client import Kube, KubeError, load_api_client
-from deskfleet.kube.resources import OWN_TYPES, POD
+from deskfleet.kube.resources import POD
 from deskfleet.render.meta import ACCEPTING_LABEL
 
 from ..conftest import Bed, Operator, _load_testbed_module, example_docs
@@ -71,7 +72,7 @@ from .faults import (
 from .fuzzing import Fuzzer, TornDown, Transient, cases, fuzz_one, without_agents
 from .session_host import SessionHost
 
-POOL_TYPE = OWN_TYPES[0]
+POOL_TYPE = SESSION_HOST_POOL.resource
 IMAGE = "registry.example/desktop:{}"
 PER_HOST = 4
 MAX_HOSTS = 5

@@ -4,7 +4,10 @@ case tears down a route that runs. Pure, plus the Secret check against a fake cl
 
 from __future__ import annotations
 
+import base64
 import copy
+import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from deskfleet.controllers.apps import live_route_pool, pool_facts
 from deskfleet.controllers.tls_secrets import REFUSED_SECONDS, TTL_SECONDS, SecretChecker
 from deskfleet.kube.client import KubeError
 from deskfleet.manifests import load_paths
+from deskfleet.policy.enforcement import access_for
 from deskfleet.render.app import PoolFacts, RouteAccess, build_app_children
 from deskfleet.render.app_plan import RouteFacts, app_conditions, plan_route
 from deskfleet.render.offline import render_objects
@@ -240,3 +244,29 @@ def test_without_the_grant_nothing_is_reported_and_asking_pauses() -> None:
     now[0] += REFUSED_SECONDS
     checker.exists(kube, "ns", "c")  # type: ignore[arg-type]
     assert kube.asked == 2
+
+
+def catalog_ready(docs: list[dict[str, Any]], name: str) -> bool:
+    catalog = next(d for d in docs if d["kind"] == "ConfigMap"
+                   and "catalog" in d["metadata"]["name"])
+    data = catalog.get("data") or {}
+    raw = (data["catalog.json"] if "catalog.json" in data else gzip.decompress(
+        base64.b64decode(catalog["binaryData"]["catalog.json.gz"])).decode())
+    return bool(next(e for e in json.loads(raw)["apps"] if e["name"] == name)["ready"])
+
+
+def test_offline_render_plans_each_route_as_the_operator_does() -> None:
+    """`deskfleet render` runs the live pass's plan (plan_route): an app no enforced
+    policy opens gets no route and shows as not ready, exactly as the live status says
+    (NoPolicyAllows), where it used to be rendered and listed ready."""
+    pools = [d for d in DOCS if d["kind"] == "SessionHostPool"]
+    policies = [d for d in DOCS if d["kind"] == "AccessPolicy"]
+    docs = render_objects([*pools, *policies, body("epr")], Settings())
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "HTTPRoute"] == ["epr"]
+    assert catalog_ready(docs, "epr")
+    closed = render_objects([*pools, body("epr")], Settings())  # no policy at all
+    assert [d for d in closed if d["kind"] in ("HTTPRoute", "Ingress")] == []
+    assert not catalog_ready(closed, "epr")
+    facts = PoolFacts(name="desktops", exists=True, ready=True, port=3389, protocol="rdp")
+    live = plan_route(app(), me(), RouteFacts(facts, access_for([], "epr", app().labels)))
+    assert live.route == "down" and live.ready.reason == "NoPolicyAllows"

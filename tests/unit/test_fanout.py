@@ -8,7 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from deskfleet.controllers import fanout
-from deskfleet.controllers.fanout import Delayed, Memory, app_keys, facts, policy_keys, pool_keys
+from deskfleet.controllers.fanout import (
+    Delayed,
+    FactsMemory,
+    app_keys,
+    facts,
+    policy_keys,
+    pool_keys,
+)
+from deskfleet.controllers.registry import controller_for
 
 
 def app(generation: int = 1, labels: dict[str, str] | None = None, pool: str = "desk",
@@ -99,7 +107,7 @@ def test_policy_spec_changes_reach_the_whole_namespace_debounced() -> None:
 
 
 def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None:
-    memory = Memory()
+    memory = FactsMemory()
     key = ("PublishedApp", "ns", "pacs")
     assert memory.swap(key, {"generation": 1}) is None
     assert memory.swap(key, {"generation": 2}) == {"generation": 1}
@@ -107,13 +115,21 @@ def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None
     assert memory.swap(key, {"generation": 3}) is None
 
 
+def declared_swap(memory: FactsMemory, key: tuple[str, str, str],
+                  body: dict[str, Any] | None) -> None:
+    """As the watch handler does, with what the kind's controller declares."""
+    ctl = controller_for(key[0])
+    assert ctl is not None
+    memory.swap(key, None if body is None else ctl.facts(body), ctl.versioned_by)
+
+
 def test_versions_move_only_when_app_labels_or_policy_specs_do() -> None:
-    memory = Memory()
+    memory = FactsMemory()
     key = ("PublishedApp", "ns", "pacs")
     seen = [memory.version("PublishedApp", "ns")]
 
     def swap(body: dict[str, Any] | None) -> None:
-        memory.swap(key, None if body is None else facts("PublishedApp", body))
+        declared_swap(memory, key, body)
         seen.append(memory.version("PublishedApp", "ns"))
 
     swap(app())  # appeared
@@ -122,13 +138,13 @@ def test_versions_move_only_when_app_labels_or_policy_specs_do() -> None:
     swap(app(labels={"tier": "x"}))
     swap(None)  # went away
     policy = ("AccessPolicy", "ns", "p")
-    memory.swap(policy, facts("AccessPolicy", app()))
+    declared_swap(memory, policy, app())
     assert seen == [0, 1, 1, 1, 2, 3] and memory.version("PublishedApp", "ns") == 3
     assert memory.version("AccessPolicy", "ns") == 1
-    memory.swap(policy, facts("AccessPolicy", app(ready=True)))  # status only
-    memory.swap(policy, facts("AccessPolicy", app(labels={"x": "y"})))  # labels only
+    declared_swap(memory, policy, app(ready=True))  # status only
+    declared_swap(memory, policy, app(labels={"x": "y"}))  # labels only
     assert memory.version("AccessPolicy", "ns") == 1
-    memory.swap(policy, facts("AccessPolicy", app(generation=2)))
+    declared_swap(memory, policy, app(generation=2))
     assert memory.version("AccessPolicy", "ns") == 2
     assert memory.version("PublishedApp", "other") == 0
 

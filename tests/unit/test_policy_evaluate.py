@@ -20,8 +20,8 @@ import yaml
 from deskfleet.api.accesspolicy import AccessPolicySpec, SessionControls
 from deskfleet.api.parse import parse
 from deskfleet.policy import (
+    AccessDecision,
     Controls,
-    Decision,
     Request,
     app_selected,
     evaluate,
@@ -65,7 +65,7 @@ def request(user: str = "dr.ahmed", groups: tuple[str, ...] = ("clinicians",),
                    mfa=mfa, time=when)
 
 
-def decide(app: str, req: Request) -> Decision:
+def decide(app: str, req: Request) -> AccessDecision:
     return evaluate(POLICIES, app, APPS[app], req)
 
 
@@ -343,7 +343,7 @@ def test_bad_requests_and_decisions_are_refused() -> None:
     with pytest.raises(ValueError):
         Request("u", frozenset(), "not-an-ip", "GB", True, datetime(2026, 3, 10, tzinfo=UTC))
     with pytest.raises(ValueError, match="no policy matched"):
-        Decision(app="epr", allowed=False, controls=None, decided_by=(), matches=(),
+        AccessDecision(app="epr", allowed=False, controls=None, decided_by=(), matches=(),
                  reason="Denied.")
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from deskfleet.api.accesspolicy import AccessPolicySpec
 from deskfleet.api.common import WEEKDAYS, parse_duration
 from deskfleet.policy import (
-    Decision,
+    AccessDecision,
     Request,
     app_selected,
     evaluate,
@@ -193,7 +193,7 @@ APP_LABELS: list[dict[str, str]] = (
 apps = st.tuples(st.sampled_from(APP_NAMES), st.sampled_from(APP_LABELS))
 
 
-def decide(policies: list[Policy], app: tuple[str, dict[str, str]], req: Request) -> Decision:
+def decide(policies: list[Policy], app: tuple[str, dict[str, str]], req: Request) -> AccessDecision:
     return evaluate(policies, app[0], app[1], req)
 
 

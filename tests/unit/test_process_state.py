@@ -7,14 +7,17 @@ built by a call, other than the one RUNTIME — fails here, naming it."""
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
+
+import pytest
 
 CONTROLLERS = Path(__file__).resolve().parents[2] / "operator" / "deskfleet" / "controllers"
 
 # Calls whose result is a value that cannot change: constants may be built with them.
 IMMUTABLE_CALLS = {"frozenset", "tuple", "str", "int", "float", "bool", "bytes", "ResourceType",
                    "timedelta", "getLogger", "TypeVar", "MappingProxyType", "re.compile",
-                   "compile", "ContextVar"}
+                   "compile", "ContextVar", "Controller"}  # a frozen declaration
 ALLOWED_NAMES = {"RUNTIME", "log", "__all__"}
 
 
@@ -125,15 +128,21 @@ def test_gone_is_bounded_and_forgets_an_object_whose_deletion_is_seen() -> None:
     assert "u4" not in gone and len(gone) == 2
 
 
-def test_a_deleted_pool_leaves_nothing_behind() -> None:
+def test_a_deleted_pool_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskfleet.controllers import handlers
     from deskfleet.controllers.process import ProcessState, Rendered
+    from deskfleet.controllers.registry import controller_for
+    from deskfleet.controllers.runtime import RUNTIME
 
     process = ProcessState()
+    monkeypatch.setattr(RUNTIME, "process", process)
     process.gone.add("pool-uid")
     process.rendered.put(("ward", "desk"), Rendered("k", None, [], 10))  # type: ignore[arg-type]
     process.rendered.put(("ward", "other"), Rendered("k", None, [], 10))  # type: ignore[arg-type]
     process.replicas.put(("ward", "desk-abc", "d1"), 3, 2)
-    process.forget_object("SessionHostPool", "ward", "desk", "pool-uid")
+    body = {"metadata": {"name": "desk", "namespace": "ward", "uid": "pool-uid"}}
+    on_event = handlers._event_handler(controller_for("SessionHostPool"))
+    asyncio.run(on_event(namespace="ward", name="desk", body=body, type="DELETED"))
     assert "pool-uid" not in process.gone and len(process.rendered) == 1
     process.forget_child("Deployment", "ward", "desk-abc")  # its Deployments go with it
     assert len(process.replicas) == 0
@@ -141,12 +150,14 @@ def test_a_deleted_pool_leaves_nothing_behind() -> None:
 
 def test_the_watch_handlers_forget_what_a_deleted_object_left() -> None:
     from deskfleet.controllers import handlers
+    from deskfleet.controllers.registry import controller_for
     from deskfleet.controllers.runtime import RUNTIME
 
     body = {"metadata": {"name": "epr", "namespace": "ward", "uid": "app-uid"}}
     RUNTIME.process.gone.add("app-uid")
     try:
-        handlers._swap("PublishedApp", "ward", "epr", body, "DELETED")  # type: ignore[arg-type]
+        on_event = handlers._event_handler(controller_for("PublishedApp"))
+        asyncio.run(on_event(namespace="ward", name="epr", body=body, type="DELETED"))
         assert "app-uid" not in RUNTIME.process.gone
     finally:
         RUNTIME.process.gone.discard("app-uid")

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from deskfleet.kube.resources import CHILD_TYPES, operator_rules
+from deskfleet.controllers.registry import operator_rules
+from deskfleet.kube.resources import CHILD_TYPES
 
 RBAC = Path(__file__).resolve().parents[2] / "charts/deskfleet/templates/rbac.yaml"
 # Granted only when a value switches the feature on: (group, resource) -> (value, verbs).

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..kube.resources import ResourceType
 from .accesspolicy import AccessPolicySpec, AccessPolicyStatus
-from .common import GROUP, Model
+from .common import API_VERSION, GROUP, Model
 from .publishedapp import PublishedAppSpec, PublishedAppStatus
 from .sessionhostpool import SessionHostPoolSpec, SessionHostPoolStatus
 
@@ -36,6 +37,11 @@ class Kind:
     @property
     def crd_name(self) -> str:
         return f"{self.plural}.{GROUP}"
+
+    @property
+    def resource(self) -> ResourceType:
+        """Its REST paths."""
+        return ResourceType(API_VERSION, self.kind, self.plural)
 
 
 SESSION_HOST_POOL = Kind(
@@ -102,3 +108,4 @@ ACCESS_POLICY = Kind(
 
 KINDS: tuple[Kind, ...] = (SESSION_HOST_POOL, PUBLISHED_APP, ACCESS_POLICY)
 BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}
+RESOURCES: tuple[ResourceType, ...] = tuple(k.resource for k in KINDS)

@@ -1,33 +1,37 @@
-"""Reconcile a PublishedApp (its route) and a namespace's catalog."""
+"""Reconcile a PublishedApp: its route."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..api.kinds import PUBLISHED_APP, SESSION_HOST_POOL
 from ..api.parse import InvalidSpec, parse
-from ..conditions import is_true
-from ..kube.client import Kube, KubeError
-from ..kube.compare import needs_apply
-from ..kube.resources import BY_KIND
-from ..metrics import STATE, AppFacts
+from ..kube.client import Kube
+from ..metrics import STATE, AppMetrics
 from ..policy.enforcement import access_for, allowed_by, valid_policies
-from ..render.app import App, PoolFacts, app_url, build_app_children, catalog_entry
+from ..render.app import App, PoolFacts, app_url, build_app_children
 from ..render.app_plan import RouteFacts, app_conditions, plan_route
-from ..render.catalog import build_catalog
-from ..render.configdata import DocumentTooLarge
 from ..render.gateway_auth import enforcement_gap
 from ..render.meta import POOL_LABEL
 from ..render.route_claims import Claim, conflict_for
 from ..settings import Settings
+from . import fanout
+from .cache import APPS_BY_POOL, ROUTES
 from .children import SyncResult, sync_children
-from .outcome import Outcome
+from .controller import Body, Controller, Job, policies_of
+from .fanout import Delayed, Facts, Key
+from .pass_result import PassResult
 from .pools import pool_is_ready
 from .process import ProcessState
 from .status import write_invalid, write_status
 from .tls_secrets import RECHECK_SECONDS, SecretChecker
 
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+KIND = PUBLISHED_APP.kind
 ROUTE_KINDS = ("Ingress", "HTTPRoute")
 
 
@@ -100,14 +104,14 @@ def _tls_secret_exists(kube: Kube, settings: Settings, checker: SecretChecker, a
 
 
 def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
-                  process: ProcessState | None = None) -> Outcome:
+                  process: ProcessState | None = None) -> PassResult:
     process = ProcessState() if process is None else process
     body = snap.body
     try:
         app = parse(body)
     except InvalidSpec as err:
         write_invalid(kube, body, err, process=process)
-        return Outcome()
+        return PassResult()
     policies = valid_policies(snap.policies, snap.policies_version)
     access = access_for(policies, app.name, app.labels)
     facts = pool_facts(app.spec.pool_ref.name, snap.pool, snap.pool_children,
@@ -129,53 +133,70 @@ def reconcile_app(kube: Kube, settings: Settings, snap: AppSnapshot,
                    if plan.route == "render" else [])
         result = sync_children(kube, desired, snap.children, owner=body, gone=process.gone)
         if result.owner_gone:
-            return Outcome(owner_gone=True)
+            return PassResult(owner_gone=True)
         route = f"{desired[0]['kind']}/{desired[0]['metadata']['name']}" if desired else None
     fields: dict[str, Any] = {"url": app_url(app.spec), "poolReady": facts.ready,
                               "route": route,
                               "allowedBy": allowed_by(policies, app.name, app.labels)}
     conditions = app_conditions(plan, result.errors)
-    STATE.set_app(app.namespace, app.name, AppFacts(ready=bool(conditions[0].status)))
+    STATE.set_app(app.namespace, app.name, AppMetrics(ready=bool(conditions[0].status)))
     write_status(kube, body, fields, conditions, process=process)
     if route_facts.tls_secret_exists is False and not result.errors:
-        return Outcome(requeue_after=RECHECK_SECONDS)  # noticed soon once it is created
-    return Outcome(result.errors)
+        return PassResult(requeue_after=RECHECK_SECONDS)  # noticed soon once it is created
+    return PassResult(result.errors)
 
 
-@dataclass(frozen=True)
-class CatalogSnapshot:
-    namespace: str
-    apps: list[dict[str, Any]]
-    pools: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
-    live: dict[str, Any] | None
-    policies: list[dict[str, Any]]
-    policies_version: Hashable | None = None  # see fanout.Memory.version
+# -- the declaration ------------------------------------------------------------------------
+
+def _by_pool(namespace: str, name: str, body: Mapping[str, Any]) -> dict[Any, Any]:
+    pool = ((body.get("spec") or {}).get("poolRef") or {}).get("name")
+    return {(namespace, pool): name} if pool else {}
 
 
-def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> Outcome:
-    entries = []
-    policies = valid_policies(snap.policies, snap.policies_version)
-    for body in snap.apps:
-        try:
-            app = parse(body)
-        except InvalidSpec:
-            continue  # reported on the app itself
-        pool_body, pool_children = snap.pools.get(app.spec.pool_ref.name, (None, []))
-        facts = pool_facts(app.spec.pool_ref.name, pool_body, pool_children)
-        ready = is_true((body.get("status") or {}).get("conditions"))
-        access = access_for(policies, app.name, app.labels)
-        entries.append(catalog_entry(app, facts, ready=ready, access=access))
-    try:
-        desired = build_catalog(snap.namespace, settings.catalog_name, entries)
-    except DocumentTooLarge as err:
-        return Outcome([str(err)])  # the catalog in place stays; retried with backoff
-    configmap = BY_KIND[("v1", "ConfigMap")]
-    try:
-        if desired is None and snap.live is not None:
-            kube.delete(configmap, snap.namespace, settings.catalog_name,
-                        snap.live["metadata"].get("uid"))
-        elif desired is not None and needs_apply(desired, snap.live):
-            kube.apply(desired)
-    except KubeError as err:
-        return Outcome([f"catalog: {err}"])
-    return Outcome()
+def _by_route(namespace: str, name: str, body: Mapping[str, Any]) -> dict[Any, Any]:
+    route = fanout.app_route(body.get("spec") or {})
+    if not route:
+        return {}
+    # Of apps claiming one host and path, the oldest keeps the route.
+    return {route: Claim((body.get("metadata") or {}).get("creationTimestamp") or "",
+                         namespace, name)}
+
+
+def _claims(rt: Runtime, route: tuple[str, str]) -> tuple[Claim, ...]:
+    return tuple(sorted(set(rt.cache.lookup(ROUTES, route))))
+
+
+def _keys(rt: Runtime, key: Key, old: Facts | None, new: Facts | None
+          ) -> list[Key | Delayed]:
+    _, namespace, name = key
+    # Apps that claim (or claimed) the same host and path: who holds it may change.
+    routes = {f["route"] for f in (old, new) if f and f.get("route")}
+    rivals = [(claim.namespace, claim.name) for route in sorted(routes)
+              for claim in _claims(rt, route)] if rt.cache.bound else []
+    return fanout.app_keys(namespace, name, old, new, rivals)
+
+
+def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
+    assert body is not None and rt.kube is not None
+    cache, pool_kind = rt.cache, SESSION_HOST_POOL.kind
+    pool_name = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
+    pool = cache.get(pool_kind, namespace, pool_name)
+    children = cache.children(namespace, KIND, name)
+    live_pool = live_route_pool(children)
+    route = fanout.app_route(body.get("spec") or {})
+    policies, version = policies_of(rt, namespace)
+    snap = AppSnapshot(
+        body=body, pool=pool, pool_children=cache.children(namespace, pool_kind, pool_name),
+        children=children, policies=policies, policies_version=version,
+        pool_elsewhere=() if pool else cache.namespaces_with(pool_kind, pool_name),
+        claims=_claims(rt, route) if route else (),
+        live_pool_exists=bool(live_pool) and cache.get(pool_kind, namespace,
+                                                       live_pool) is not None)
+    kube, settings, process = rt.kube, rt.settings, rt.process
+    return lambda: reconcile_app(kube, settings, snap, process)
+
+
+CONTROLLER = Controller(
+    kind=KIND, plural=PUBLISHED_APP.plural, snapshot=_snapshot,
+    facts=fanout.app_event_facts, keys=_keys, versioned_by=("labels",),
+    indexes=((APPS_BY_POOL, _by_pool), (ROUTES, _by_route)), owns_children=True)

@@ -14,22 +14,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..render.meta import OWNER_KIND_LABEL, OWNER_NAME_LABEL, POOL_LABEL
-from ..render.route_claims import Claim
+import kopf
 
-# Index names: Kopf injects each index into handlers as a kwarg of this name.
-POOLS = "pools_index"
-APPS = "apps_index"
-APPS_BY_POOL = "apps_by_pool_index"
-POLICIES = "policies_index"
-CHILDREN_PREFIX = "children_"  # one index per child kind: children_deployments, ...
+from ..render.meta import OWNER_KIND_LABEL, OWNER_NAME_LABEL, POOL_LABEL
+
+# Index names: Kopf injects each index into handlers as a kwarg named after its handler id.
+OBJECTS_PREFIX = "objects_"  # one per watched deskfleet kind: objects_publishedapps, ...
+CHILDREN_PREFIX = "children_"  # one per child kind: children_deployments, ...
 PODS = "pods_index"
 CATALOGS = "catalogs_index"
+# The app controller's further indexes (apps.py), which a pool's and an app's passes read.
+APPS_BY_POOL = "apps_by_pool_index"  # (namespace, pool) -> the names of its apps
 ROUTES = "app_routes_index"  # (host, path) -> the apps claiming it (render/route_claims)
 
 # creationTimestamp: which of a held pool's revisions is the newest (revisions.py).
 CHILD_META = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations",
                "ownerReferences", "deletionTimestamp", "generation", "creationTimestamp")
+
+
+def objects_index(plural: str) -> str:
+    return f"{OBJECTS_PREFIX}{plural}"
 
 
 def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict[str, Any]:
@@ -38,6 +42,12 @@ def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict
     out = {k: v for k, v in body.items() if k != "metadata"}
     out["metadata"] = {k: meta[k] for k in meta_keys if k in meta}
     return out
+
+
+def object_entries(namespace: str, name: str, value: dict[str, Any]) -> dict[Any, Any]:
+    """An object's entries in its kind's index: by (namespace, name) for a pass on it,
+    and by namespace for a pass over all of them (the same value, held once)."""
+    return {(namespace, name): value, namespace: value}
 
 
 def child_key(body: Mapping[str, Any]) -> tuple[str, str, str] | None:
@@ -59,6 +69,7 @@ class Cache:
 
     indexes: dict[str, Any] = field(default_factory=dict)
     child_indexes: list[Any] = field(default_factory=list)
+    plurals: dict[str, str] = field(default_factory=dict)  # watched kind -> its plural
 
     @property
     def bound(self) -> bool:
@@ -66,9 +77,16 @@ class Cache:
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         if not self.indexes:
-            names = (POOLS, APPS, APPS_BY_POOL, POLICIES, PODS, CATALOGS, ROUTES)
-            self.indexes = {n: kwargs[n] for n in names if n in kwargs}
-            self.child_indexes = [v for k, v in kwargs.items() if k.startswith(CHILDREN_PREFIX)]
+            self.indexes = {k: v for k, v in kwargs.items() if isinstance(v, kopf.Index)}
+            self.child_indexes = [v for k, v in self.indexes.items()
+                                  if k.startswith(CHILDREN_PREFIX)]
+
+    def watch(self, kind: str, plural: str) -> None:
+        """Declare a watched kind (registry.py, before Kopf starts)."""
+        self.plurals[kind] = plural
+
+    def _objects(self, kind: str) -> Any:
+        return self.indexes[objects_index(self.plurals[kind])]
 
     def _one(self, index: str, key: Any) -> dict[str, Any] | None:
         store = self.indexes[index].get(key)
@@ -76,58 +94,43 @@ class Cache:
             return None
         return next(iter(store), None)
 
-    def _all(self, index: str, key: Any) -> list[Any]:
+    def lookup(self, index: str, key: Any) -> list[Any]:
+        """Every value under `key` in the index named `index`."""
         return list(self.indexes[index].get(key, ()))
 
     # -- reads, on the event loop only ------------------------------------------------
 
-    def pool(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._one(POOLS, (namespace, name))
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        store = self._objects(kind).get((namespace, name))
+        return next(iter(store), None) if store else None
 
-    def app(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._one(APPS, (namespace, name))
+    def in_namespace(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        return list(self._objects(kind).get(namespace, ()))
 
-    def apps_of_pool(self, namespace: str, pool: str) -> list[str]:
-        return sorted(set(self._all(APPS_BY_POOL, (namespace, pool))))
-
-    def apps_in(self, namespace: str) -> list[dict[str, Any]]:
-        return [next(iter(store)) for (ns, _), store in list(self.indexes[APPS].items())
-                if ns == namespace and store]
-
-    def pools_in(self, namespace: str) -> list[dict[str, Any]]:
-        return [next(iter(store)) for (ns, _), store in list(self.indexes[POOLS].items())
-                if ns == namespace and store]
-
-    def pool_namespaces(self, name: str) -> tuple[str, ...]:
-        """Every namespace with a pool of this name (for an app whose reference does
-        not resolve in its own)."""
-        return tuple(sorted(ns for (ns, n), store in list(self.indexes[POOLS].items())
-                            if n == name and store))
-
-    def claims(self, route: tuple[str, str]) -> tuple[Claim, ...]:
-        return tuple(sorted(set(self._all(ROUTES, route))))
-
-    def policies_in(self, namespace: str) -> list[dict[str, Any]]:
-        return self._all(POLICIES, namespace)
+    def namespaces_with(self, kind: str, name: str) -> tuple[str, ...]:
+        """Every namespace with an object of this kind and name (for a reference that
+        does not resolve in its own)."""
+        return tuple(sorted(key[0] for key, store in list(self._objects(kind).items())
+                            if isinstance(key, tuple) and key[1] == name and store))
 
     def children(self, namespace: str, owner_kind: str, owner: str) -> list[dict[str, Any]]:
         key = (namespace, owner_kind.lower(), owner)
         return [child for index in self.child_indexes for child in index.get(key, ())]
 
     def pods(self, namespace: str, pool: str) -> list[dict[str, Any]]:
-        return self._all(PODS, (namespace, pool))
+        return self.lookup(PODS, (namespace, pool))
 
     def catalog(self, namespace: str) -> dict[str, Any] | None:
         return self._one(CATALOGS, namespace)
 
-    def all_keys(self, namespace: str | None = None) -> list[tuple[str, str, str]]:
-        """Every object a resync should look at (in one namespace, if given)."""
-        out: list[tuple[str, str, str]] = []
-        for kind, index in (("SessionHostPool", POOLS), ("PublishedApp", APPS)):
-            out += [(kind, ns, name) for (ns, name), store in
-                    list(self.indexes[index].items()) if store]
-        out += [("AccessPolicy", ns, p["metadata"]["name"]) for ns, store in
-                list(self.indexes[POLICIES].items()) for p in store]
-        namespaces = {ns for (_, ns, _) in out}
-        out += [("catalog", ns, "") for ns in sorted(namespaces)]
-        return out if namespace is None else [k for k in out if k[1] == namespace]
+    def keys_of(self, kind: str, namespace: str | None = None) -> list[tuple[str, str, str]]:
+        """The keys of every object of a watched kind (in one namespace, if given)."""
+        return [(kind, key[0], key[1]) for key, store in list(self._objects(kind).items())
+                if isinstance(key, tuple) and store
+                and (namespace is None or key[0] == namespace)]
+
+    def namespaces(self) -> list[str]:
+        """Every namespace holding an object of a watched kind."""
+        return sorted({key for kind in self.plurals for key, store
+                       in list(self._objects(kind).items())
+                       if isinstance(key, str) and store})

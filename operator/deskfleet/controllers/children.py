@@ -16,9 +16,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.kinds import BY_KIND as API_KINDS
 from ..kube.client import Kube, KubeError
 from ..kube.compare import needs_apply
-from ..kube.resources import BY_KIND, type_of
+from ..kube.resources import type_of
 from .process import Gone
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def _apply(kube: Kube, manifest: dict[str, Any]) -> None:
 
 def _owner_gone(kube: Kube, owner: dict[str, Any]) -> bool:
     meta = owner["metadata"]
-    found = kube.get(BY_KIND[(owner["apiVersion"], owner["kind"])], meta["namespace"],
+    found = kube.get(API_KINDS[owner["kind"]].resource, meta["namespace"],
                      meta["name"])
     return found is None or found["metadata"].get("uid") != meta.get("uid")
 

@@ -79,6 +79,10 @@ class EventRecorder:
             EVENTS_DROPPED.inc()
             self._log_drop(reason, body["metadata"]["name"])
 
+    def __len__(self) -> int:
+        """Events waiting to be posted."""
+        return self._pending.qsize()
+
     def _log_drop(self, reason: str, name: str) -> None:
         self._drops_unlogged += 1
         now = time.monotonic()

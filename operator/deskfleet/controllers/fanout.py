@@ -27,10 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.kinds import ACCESS_POLICY, PUBLISHED_APP, SESSION_HOST_POOL
 from ..conditions import is_true
 from ..render.route_claims import route_key
 
 Key = tuple[str, str, str]
+POOL, APP, POLICY = SESSION_HOST_POOL.kind, PUBLISHED_APP.kind, ACCESS_POLICY.kind
 Facts = dict[str, Any]
 
 # Fan-out keys handled by the workers: ("namespace", ns, "") re-queues every object of
@@ -63,18 +65,29 @@ def app_route(spec: Mapping[str, Any]) -> tuple[str, str] | None:
     return route_key(host, gateway.get("path") or "/") if isinstance(host, str) else None
 
 
-def facts(kind: str, body: Mapping[str, Any]) -> Facts:
-    """What other objects read of this one."""
+def object_facts(body: Mapping[str, Any]) -> Facts:
+    """What other objects read of any object: its spec (by generation) and annotations."""
     meta = body.get("metadata") or {}
-    out: Facts = {"generation": meta.get("generation"),
-                  "annotations": dict(meta.get("annotations") or {})}
-    if kind == "PublishedApp":
-        out["labels"] = dict(meta.get("labels") or {})
-        out["pool"] = ((body.get("spec") or {}).get("poolRef") or {}).get("name", "")
-        out["route"] = app_route(body.get("spec") or {})
-    if kind in ("PublishedApp", "SessionHostPool"):
-        out["ready"] = _ready(body)
-    return out
+    return {"generation": meta.get("generation"),
+            "annotations": dict(meta.get("annotations") or {})}
+
+
+def pool_event_facts(body: Mapping[str, Any]) -> Facts:
+    return {**object_facts(body), "ready": _ready(body)}
+
+
+def app_event_facts(body: Mapping[str, Any]) -> Facts:
+    spec = body.get("spec") or {}
+    return {**object_facts(body), "ready": _ready(body),
+            "labels": dict((body.get("metadata") or {}).get("labels") or {}),
+            "pool": (spec.get("poolRef") or {}).get("name", ""),
+            "route": app_route(spec)}
+
+
+def facts(kind: str, body: Mapping[str, Any]) -> Facts:
+    """What other objects read of this one (each controller declares its own)."""
+    by_kind = {APP: app_event_facts, POOL: pool_event_facts}
+    return by_kind.get(kind, object_facts)(body)
 
 
 def _changed(old: Facts | None, new: Facts | None, *names: str) -> bool:
@@ -83,7 +96,7 @@ def _changed(old: Facts | None, new: Facts | None, *names: str) -> bool:
     return any(old.get(n) != new.get(n) for n in names)
 
 
-def _itself(key: Key, old: Facts | None, new: Facts | None) -> list[Key | Delayed]:
+def itself(key: Key, old: Facts | None, new: Facts | None) -> list[Key | Delayed]:
     """The object itself, unless only its status changed (as controller-runtime's
     GenerationChangedPredicate): its status is the operator's own last write."""
     return [key] if _changed(old, new, "generation", "labels", "annotations") else []
@@ -92,16 +105,16 @@ def _itself(key: Key, old: Facts | None, new: Facts | None) -> list[Key | Delaye
 def app_keys(namespace: str, name: str, old: Facts | None, new: Facts | None,
              rivals: list[tuple[str, str]] | None = None) -> list[Key | Delayed]:
     """`rivals`: (namespace, name) of the apps claiming the old or new host and path."""
-    keys = _itself(("PublishedApp", namespace, name), old, new)
+    keys = itself((APP, namespace, name), old, new)
     if _changed(old, new, "route"):
-        keys += [("PublishedApp", ns, n) for ns, n in sorted(set(rivals or []))
+        keys += [(APP, ns, n) for ns, n in sorted(set(rivals or []))
                  if (ns, n) != (namespace, name)]
     if _changed(old, new, "generation", "labels", "ready"):
         keys.append(Delayed((CATALOG, namespace, ""), CATALOG_DELAY))
     if _changed(old, new, "generation", "labels", "pool"):
         # Debounced: a pool re-renders its hosts' app config once per burst of app edits.
         pools = {f["pool"] for f in (old, new) if f and f["pool"]}
-        keys += [Delayed(("SessionHostPool", namespace, p), POOL_CONFIG_DELAY)
+        keys += [Delayed((POOL, namespace, p), POOL_CONFIG_DELAY)
                  for p in sorted(pools)]
     if _changed(old, new, "labels"):
         keys.append(Delayed((POLICIES, namespace, ""), POLICIES_DELAY))
@@ -110,16 +123,16 @@ def app_keys(namespace: str, name: str, old: Facts | None, new: Facts | None,
 
 def pool_keys(namespace: str, name: str, old: Facts | None, new: Facts | None,
               apps: list[str]) -> list[Key | Delayed]:
-    keys = _itself(("SessionHostPool", namespace, name), old, new)
+    keys = itself((POOL, namespace, name), old, new)
     if _changed(old, new, "generation", "ready"):
-        keys += [("PublishedApp", namespace, a) for a in apps]
+        keys += [(APP, namespace, a) for a in apps]
         keys.append(Delayed((CATALOG, namespace, ""), CATALOG_DELAY))
     return keys
 
 
 def policy_keys(namespace: str, name: str, old: Facts | None, new: Facts | None
                 ) -> list[Key | Delayed]:
-    keys = _itself(("AccessPolicy", namespace, name), old, new)
+    keys = itself((POLICY, namespace, name), old, new)
     if _changed(old, new, "generation"):
         # A policy can open or close any app's route, change any pool's host config and
         # any other policy's conflicts.
@@ -140,28 +153,28 @@ def own_echo(body: Mapping[str, Any], manager: str) -> bool:
     return all(e.get("manager") == manager for e in entries if (e.get("time") or "") == latest)
 
 
-class Memory:
+class FactsMemory:
     """The facts of every object as of its last event (one entry per live object), and
-    per namespace a version of what answers computed from many objects read: its apps'
-    names and labels (a policy's coverage), its policies' specs (every decision). Such
-    answers are kept while the version stays the same."""
+    per kind and namespace a version of the facts that answers computed over many
+    objects read (e.g. its apps' labels for a policy's coverage, its policies' specs for
+    every decision). Such answers are kept while the version stays the same."""
 
     def __init__(self) -> None:
         self._facts: dict[Key, Facts] = {}
         self._versions: dict[tuple[str, str], int] = {}
 
-    def swap(self, key: Key, new: Facts | None) -> Facts | None:
-        """Remember `new` (None: deleted) and return what was remembered before."""
+    def swap(self, key: Key, new: Facts | None, versioned_by: tuple[str, ...] = ()
+             ) -> Facts | None:
+        """Remember `new` (None: deleted) and return what was remembered before; a
+        change of any fact in `versioned_by` moves the version of the key's kind in its
+        namespace."""
         old = self._facts.pop(key, None)
         if new is not None:
             self._facts[key] = new
-        kind, namespace = key[0], key[1]
-        if ((kind == "PublishedApp" and _changed(old, new, "labels"))
-                or (kind == "AccessPolicy" and _changed(old, new, "generation"))):
+        if versioned_by and _changed(old, new, *versioned_by):
+            kind, namespace = key[0], key[1]
             self._versions[kind, namespace] = self._versions.get((kind, namespace), 0) + 1
         return old
 
     def version(self, kind: str, namespace: str) -> int:
-        """PublishedApp: of the namespace's app names and labels; AccessPolicy: of its
-        policies' names and specs."""
         return self._versions.get((kind, namespace), 0)

@@ -18,63 +18,76 @@ from typing import Any
 
 import kopf
 
+from ..api.common import GROUP, VERSION
+from ..api.kinds import SESSION_HOST_POOL
 from ..kube.client import FIELD_MANAGER, Kube, load_api_client
 from ..kube.resources import CHILD_TYPES
 from ..metrics import STATE
 from ..render.catalog import CATALOG_COMPONENT
 from ..render.meta import MANAGED_BY, POOL_LABEL
-from ..render.route_claims import Claim
-from . import cache as c
+from . import cache as index_cache
 from . import fanout
+from .controller import Controller, IndexFn
 from .leader import LeaderElector
 from .portal_stats import collect as collect_portal_stats
+from .registry import OWNER_OF_CHILD, WATCHED
 from .runtime import RUNTIME, enqueue
 from .workers import resync, resync_all, worker
 
-GROUP, VERSION = "deskfleet.io", "v1alpha1"
 MANAGED = MappingProxyType(dict(MANAGED_BY))
 # (api version, plural) of every kind the operator renders: the REST paths and watches;
 # the chart's RBAC is checked against the same table (tests/unit/test_rbac.py).
 CHILD_RESOURCES = tuple((t.api_version, t.plural) for t in CHILD_TYPES)
 
 
-# --- indexes ----------------------------------------------------------------------------
+# --- deskfleet's kinds: one index and one event handler each, from the declarations -----
 
-@kopf.index(GROUP, VERSION, "sessionhostpools")
-def pools_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): c.slim(body)}
-
-
-@kopf.index(GROUP, VERSION, "publishedapps")
-def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    # creationTimestamp: of apps claiming one host and path, the oldest keeps the route.
-    return {(namespace, name): c.slim(body, (*c.CHILD_META, "creationTimestamp"))}
+def _object_index(ctl: Controller) -> Any:
+    def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        assert namespace  # every deskfleet kind is namespaced
+        return index_cache.object_entries(namespace, name, index_cache.slim(body, ctl.meta))
+    return index
 
 
-@kopf.index(GROUP, VERSION, "publishedapps")
-def apps_by_pool_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-                       ) -> dict[Any, Any]:
-    pool = (spec.get("poolRef") or {}).get("name")
-    return {(namespace, pool): name} if pool else {}
+def _further_index(fn: IndexFn) -> Any:
+    def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return fn(namespace, name, body) if namespace else {}
+    return index
 
 
-@kopf.index(GROUP, VERSION, "publishedapps")
-def app_routes_index(namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta,
-                     **_: Any) -> dict[Any, Any]:
-    route = fanout.app_route(spec)
-    if not route or not namespace:
-        return {}
-    return {route: Claim(meta.get("creationTimestamp") or "", namespace, name)}
+def _event_handler(ctl: Controller) -> Any:
+    async def on_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
+                       **kwargs: Any) -> None:
+        assert namespace
+        RUNTIME.cache.bind(kwargs)
+        key = (ctl.kind, namespace, name)
+        new = None
+        if type == "DELETED":  # what passes remembered of it goes too
+            RUNTIME.process.gone.discard(body.get("metadata", {}).get("uid") or "")
+            if ctl.forget:
+                ctl.forget(RUNTIME, namespace, name)
+        else:
+            new = ctl.facts(body)
+        old = RUNTIME.facts.swap(key, new, ctl.versioned_by)
+        enqueue(kwargs, *ctl.keys(RUNTIME, key, old, new))
+    return on_event
 
 
-@kopf.index(GROUP, VERSION, "accesspolicies")
-def policies_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {namespace: c.slim(body)}
+for _ctl in WATCHED:
+    assert _ctl.plural
+    RUNTIME.cache.watch(_ctl.kind, _ctl.plural)
+    kopf.index(GROUP, VERSION, _ctl.plural, id=index_cache.objects_index(_ctl.plural))(
+        _object_index(_ctl))
+    for _id, _fn in _ctl.indexes:
+        kopf.index(GROUP, VERSION, _ctl.plural, id=_id)(_further_index(_fn))
+    kopf.on.event(GROUP, VERSION, _ctl.plural, id=f"{_ctl.kind}_event")(_event_handler(_ctl))
 
+
+# --- what the operator renders, and its hosts ---------------------------------------------
 
 def _children_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    key = c.child_key(body)
-    return {key: c.slim(body)} if key else {}
+    key = index_cache.child_key(body)
+    return {key: index_cache.slim(body)} if key else {}
 
 
 def _catalogs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
@@ -82,67 +95,22 @@ def _catalogs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[An
     if labels.get("app.kubernetes.io/component") != CATALOG_COMPONENT[
             "app.kubernetes.io/component"]:
         return {}
-    return {namespace: c.slim(body)}
+    return {namespace: index_cache.slim(body)}
 
 
 for _api, _plural in CHILD_RESOURCES:
-    kopf.index(_api, _plural, labels=MANAGED, id=f"{c.CHILDREN_PREFIX}{_plural}")(
+    kopf.index(_api, _plural, labels=MANAGED, id=f"{index_cache.CHILDREN_PREFIX}{_plural}")(
         _children_index)
-kopf.index("v1", "configmaps", labels=MANAGED, id=c.CATALOGS)(_catalogs_index)
+kopf.index("v1", "configmaps", labels=MANAGED, id=index_cache.CATALOGS)(_catalogs_index)
 
 
 @kopf.index("v1", "pods", labels={POOL_LABEL: kopf.PRESENT})
 def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    key = c.pod_key(body)
+    key = index_cache.pod_key(body)
     if not key:
         return {}
-    return {key: c.slim(body, ("name", "namespace", "uid", "labels", "annotations",
-                               "creationTimestamp", "deletionTimestamp"))}
-
-
-# Kopf names each index after its handler id; the cache merges the children_* ones.
-
-
-# --- events -> keys ----------------------------------------------------------------------
-
-def _swap(kind: str, namespace: str, name: str, body: kopf.Body, event_type: str | None
-          ) -> tuple[fanout.Facts | None, fanout.Facts | None]:
-    if event_type == "DELETED":  # what passes remembered of it goes too
-        RUNTIME.process.forget_object(kind, namespace, name,
-                                      body.get("metadata", {}).get("uid") or "")
-    new = None if event_type == "DELETED" else fanout.facts(kind, body)
-    return RUNTIME.facts.swap((kind, namespace, name), new), new
-
-
-@kopf.on.event(GROUP, VERSION, "sessionhostpools")
-async def pool_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
-               **kwargs: Any) -> None:
-    assert namespace  # every deskfleet kind is namespaced
-    RUNTIME.cache.bind(kwargs)
-    old, new = _swap("SessionHostPool", namespace, name, body, type)
-    apps = RUNTIME.cache.apps_of_pool(namespace, name) if RUNTIME.cache.bound else []
-    enqueue(kwargs, *fanout.pool_keys(namespace, name, old, new, apps))
-
-
-@kopf.on.event(GROUP, VERSION, "publishedapps")
-async def app_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
-              **kwargs: Any) -> None:
-    assert namespace
-    RUNTIME.cache.bind(kwargs)
-    old, new = _swap("PublishedApp", namespace, name, body, type)
-    # Apps that claim (or claimed) the same host and path: who holds it may change.
-    routes = {f["route"] for f in (old, new) if f and f.get("route")}
-    rivals = [(claim.namespace, claim.name) for route in sorted(routes)
-              for claim in RUNTIME.cache.claims(route)] if RUNTIME.cache.bound else []
-    enqueue(kwargs, *fanout.app_keys(namespace, name, old, new, rivals))
-
-
-@kopf.on.event(GROUP, VERSION, "accesspolicies")
-async def policy_event(namespace: str | None, name: str, body: kopf.Body, type: str | None,
-                 **kwargs: Any) -> None:
-    assert namespace
-    old, new = _swap("AccessPolicy", namespace, name, body, type)
-    enqueue(kwargs, *fanout.policy_keys(namespace, name, old, new))
+    return {key: index_cache.slim(body, ("name", "namespace", "uid", "labels", "annotations",
+                                         "creationTimestamp", "deletionTimestamp"))}
 
 
 async def _child_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
@@ -152,13 +120,12 @@ async def _child_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None
         meta = body.get("metadata", {})
         RUNTIME.process.forget_child(body.get("kind", ""), meta.get("namespace", ""),
                                      meta.get("name", ""))
-    key = c.child_key(body)
+    key = index_cache.child_key(body)
     if key:
         namespace, owner_kind, owner = key
-        kind = {"sessionhostpool": "SessionHostPool", "publishedapp": "PublishedApp"}.get(
-            owner_kind)
-        if kind:
-            enqueue(kwargs, (kind, namespace, owner))
+        ctl = OWNER_OF_CHILD.get(owner_kind)
+        if ctl:
+            enqueue(kwargs, *ctl.child_keys(RUNTIME, (ctl.kind, namespace, owner)))
     elif CATALOG_COMPONENT.items() <= (body.get("metadata", {}).get("labels") or {}).items():
         enqueue(kwargs, ("catalog", body["metadata"]["namespace"], ""))
 
@@ -171,9 +138,9 @@ for _api, _plural in CHILD_RESOURCES:
 async def pod_event(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
     if type != "DELETED" and fanout.own_echo(body, FIELD_MANAGER):
         return  # the scaler's own labels; its next pass comes on its timer
-    key = c.pod_key(body)
+    key = index_cache.pod_key(body)
     if key:
-        enqueue(kwargs, ("SessionHostPool", key[0], key[1]))
+        enqueue(kwargs, (SESSION_HOST_POOL.kind, key[0], key[1]))
 
 
 @kopf.on.startup()

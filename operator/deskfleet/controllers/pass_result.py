@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Outcome:
+class PassResult:
     errors: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     owner_gone: bool = False  # the object no longer exists although the cache has it

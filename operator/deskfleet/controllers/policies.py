@@ -6,22 +6,30 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.accesspolicy import Subjects
+from ..api.kinds import ACCESS_POLICY, PUBLISHED_APP
 from ..api.parse import InvalidSpec, parse
 from ..clock import format_time
 from ..conditions import Cond
 from ..kube.client import Kube
-from ..metrics import STATE, PolicyFacts
+from ..metrics import STATE, PolicyMetrics
 from ..policy.enforcement import Policy, app_labels, valid_policies
 from ..policy.selection import LabelGroups
 from ..portal_stats import DryRunFigures
 from ..settings import Settings
-from .outcome import Outcome
+from . import fanout
+from .controller import Body, Controller, Job, policies_of, present
+from .fanout import Delayed, Facts, Key
+from .pass_result import PassResult
 from .process import ProcessState
 from .status import write_invalid, write_status
 
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+KIND = ACCESS_POLICY.kind
 MAX_LISTED_APPS = 200  # keep status small; appsMatched has the full count
 
 
@@ -82,14 +90,14 @@ def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> li
 
 
 def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot,
-                     process: ProcessState | None = None) -> Outcome:
+                     process: ProcessState | None = None) -> PassResult:
     process = ProcessState() if process is None else process
     body = snap.body
     try:
         policy: Policy = parse(body)
     except InvalidSpec as err:
         write_invalid(kube, body, err, {"inEffect": False}, process=process)
-        return Outcome()
+        return PassResult()
     groups = app_groups(process, snap)
     matched = groups.covered_by(policy.spec)
     in_effect = policy.spec.mode == "enforce"
@@ -112,6 +120,34 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot,
                         f"{', '.join(clash)} (deny wins)")
     else:
         degraded = Cond("Degraded", False, "AsExpected", "")
-    STATE.set_policy(policy.namespace, policy.name, PolicyFacts(enforced=in_effect))
+    STATE.set_policy(policy.namespace, policy.name, PolicyMetrics(enforced=in_effect))
     write_status(kube, body, fields, [ready, degraded], process=process)
-    return Outcome()
+    return PassResult()
+
+
+# -- the declaration ------------------------------------------------------------------------
+
+def _keys(rt: Runtime, key: Key, old: Facts | None, new: Facts | None
+          ) -> list[Key | Delayed]:
+    return fanout.policy_keys(key[1], key[2], old, new)
+
+
+def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
+    assert body is not None and rt.kube is not None
+    process = rt.process
+    apps_version = (namespace, rt.facts.version(PUBLISHED_APP.kind, namespace),
+                    process.gone.version)
+    groups = known_app_groups(process, namespace, apps_version)
+    apps = [] if groups is not None else present(
+        rt, rt.cache.in_namespace(PUBLISHED_APP.kind, namespace))
+    policies, version = policies_of(rt, namespace)
+    snap = PolicySnapshot(body, apps, policies, apps_version=apps_version, groups=groups,
+                          policies_version=version,
+                          dry_run=rt.portal_stats.dry_run(namespace, name))
+    kube, settings = rt.kube, rt.settings
+    return lambda: reconcile_policy(kube, settings, snap, process)
+
+
+CONTROLLER = Controller(
+    kind=KIND, plural=ACCESS_POLICY.plural, snapshot=_snapshot, keys=_keys,
+    versioned_by=("generation",))

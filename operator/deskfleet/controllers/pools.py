@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.common import parse_duration
+from ..api.kinds import PUBLISHED_APP, SESSION_HOST_POOL
 from ..api.parse import InvalidSpec, parse
 from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
@@ -18,17 +19,22 @@ from ..metrics import (
     ROLLOUTS_STARTED,
     SCALING_DECISIONS,
     STATE,
-    PoolFacts,
+    PoolMetrics,
 )
 from ..policy.enforcement import app_labels, app_session_config, valid_policies
 from ..render.configdata import DocumentTooLarge
 from ..render.pool import Pool, build_pool_children, host_selector
 from ..scaling.decide import Decision, Demand, Memory
 from ..settings import Settings
+from . import fanout
+from .cache import APPS_BY_POOL
 from .children import sync_children
+from .controller import Body, Controller, Job, policies_of
 from .drain_report import report_drains
 from .events import post_event
-from .outcome import Outcome
+from .fanout import Delayed, Facts, Key
+from .pass_result import PassResult
+from .pool_demand import pool_demand
 from .process import ProcessState, Rendered, RenderedChildren
 from .revisions import Fleet, plan_fleet
 from .revisions import host_counts as fleet_counts
@@ -42,6 +48,12 @@ from .rollout_report import (
 )
 from .scaling import observe, scale_pool
 from .status import write_invalid, write_status
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+KIND = SESSION_HOST_POOL.kind
+HOSTS = f"{KIND}/hosts"  # what the watch last saw of a pool's hosts (fanout.FactsMemory)
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,7 @@ def _scale(kube: Kube, process: ProcessState, pool: Pool, snap: PoolSnapshot, fl
     fields.update(rollout_fields(facts, status, format_time(seen.real)))
     total = decision.replicas + sum(n for _, n in decision.outdated_replicas)
     oldest = parse_time((facts.oldest or {}).get("createdAt"))
-    STATE.set_pool(pool.namespace, pool.name, PoolFacts(
+    STATE.set_pool(pool.namespace, pool.name, PoolMetrics(
         desired=total, ready=ready, draining=draining,
         sessions=decision.sessions, capacity=decision.capacity,
         phase=decision.phase.name, healthy=ready > 0, stale_hosts=len(decision.stale),
@@ -216,7 +228,7 @@ def _degraded_condition(decision: Decision | None, facts: RolloutFacts | None,
 
 
 def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot,
-                   process: ProcessState | None = None) -> Outcome:
+                   process: ProcessState | None = None) -> PassResult:
     """`process`: what the operator process remembers between passes (the Runtime's);
     None for a pass on its own, which remembers nothing."""
     process = ProcessState() if process is None else process
@@ -226,7 +238,7 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot,
     except InvalidSpec as err:
         # Keep what runs: an invalid edit must not take clinicians' hosts away.
         write_invalid(kube, body, err, process=process)
-        return Outcome()
+        return PassResult()
 
     children, config_error = _rendered(pool, settings, snap, process.rendered)
     status = body.get("status") or {}
@@ -236,7 +248,7 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot,
                                                status.get("revision"))
     result = sync_children(kube, desired_children, live, owner=body, gone=process.gone)
     if result.owner_gone:
-        return Outcome(owner_gone=True)
+        return PassResult(owner_gone=True)
     if config_error:
         result.errors.append(config_error)
     desired, ready = fleet_counts(fleet)
@@ -270,7 +282,7 @@ def reconcile_pool(kube: Kube, settings: Settings, snap: PoolSnapshot,
     write_status(kube, body, fields, conds, process=process)
     if facts is not None:
         _report_rollout(kube, process, body, status, fields, facts)
-    return Outcome(result.errors, requeue_after=settings.scaling_period_seconds)
+    return PassResult(result.errors, requeue_after=settings.scaling_period_seconds)
 
 
 def _report_rollout(kube: Kube, process: ProcessState, body: dict[str, Any],
@@ -283,3 +295,53 @@ def _report_rollout(kube: Kube, process: ProcessState, body: dict[str, Any],
         if event.reason == "RolloutComplete":
             ROLLOUTS_COMPLETED.labels(meta["namespace"], meta["name"]).inc()
         post_event(kube, body, event.type, event.reason, event.message, process.events)
+
+
+# -- the declaration ------------------------------------------------------------------------
+
+def _apps_of_pool(rt: Runtime, namespace: str, name: str) -> list[str]:
+    return sorted(set(rt.cache.lookup(APPS_BY_POOL, (namespace, name))))
+
+
+def _keys(rt: Runtime, key: Key, old: Facts | None, new: Facts | None
+          ) -> list[Key | Delayed]:
+    _, namespace, name = key
+    apps = _apps_of_pool(rt, namespace, name) if rt.cache.bound else []
+    return fanout.pool_keys(namespace, name, old, new, apps)
+
+
+def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
+    assert body is not None and rt.kube is not None
+    apps = [a for a in (rt.cache.get(PUBLISHED_APP.kind, namespace, n)
+                        for n in _apps_of_pool(rt, namespace, name)) if a is not None]
+    demand, signal = pool_demand(namespace, name)
+    policies, version = policies_of(rt, namespace)
+    snap = PoolSnapshot(body, rt.cache.children(namespace, KIND, name),
+                        rt.cache.pods(namespace, name), apps, policies, version,
+                        demand=demand, demand_signal=signal)
+    kube, settings, process = rt.kube, rt.settings, rt.process
+    return lambda: reconcile_pool(kube, settings, snap, process)
+
+
+def _child_keys(rt: Runtime, key: Key) -> list[Key | Delayed]:
+    """The pool, and its apps when whether it has a ready host changed: a route opens
+    as the first host turns ready, without waiting for the pool's pass to write its
+    status and that write's event to reach the apps."""
+    _, namespace, name = key
+    ready = pool_is_ready(rt.cache.children(namespace, KIND, name))
+    before = rt.facts.swap((HOSTS, namespace, name), {"ready": ready})
+    if before is None or before["ready"] == ready:
+        return [key]
+    return [key, *((PUBLISHED_APP.kind, namespace, a)
+                   for a in _apps_of_pool(rt, namespace, name))]
+
+
+def _forget(rt: Runtime, namespace: str, name: str) -> None:
+    rt.process.forget_pool(namespace, name)
+    rt.facts.swap((HOSTS, namespace, name), None)
+
+
+CONTROLLER = Controller(
+    kind=KIND, plural=SESSION_HOST_POOL.plural, snapshot=_snapshot,
+    facts=fanout.pool_event_facts, keys=_keys, owns_children=True, child_keys=_child_keys,
+    forget=_forget)

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from ..api.kinds import ACCESS_POLICY, SESSION_HOST_POOL
 from ..kube.client import Kube, KubeError
 from ..metrics import PORTAL_REPLICAS_REPORTING
 from ..portal_stats import parse
@@ -91,12 +92,12 @@ async def collect() -> None:
             PORTAL_REPLICAS_REPORTING.set(len(samples))
             pools, policies = RUNTIME.portal_stats.add(samples, time.monotonic())
             for namespace, pool in pools:
-                RUNTIME.queue.add(("SessionHostPool", namespace, pool))
+                RUNTIME.queue.add((SESSION_HOST_POOL.kind, namespace, pool))
             pending_policies |= policies
             if pending_policies and time.monotonic() - last_policy_flush >= \
                     POLICY_STATUS_PERIOD:
                 for namespace, policy in pending_policies:
-                    RUNTIME.queue.add(("AccessPolicy", namespace, policy), low=True)
+                    RUNTIME.queue.add((ACCESS_POLICY.kind, namespace, policy), low=True)
                 pending_policies.clear()
                 last_policy_flush = time.monotonic()
             await asyncio.sleep(settings.portal_stats_period_seconds)

@@ -3,9 +3,9 @@
 own (a test, a one-shot command) gets a fresh one and so remembers nothing.
 
 Every store here has a bounded lifetime: what it holds of an object is dropped when the
-object's deletion is seen (`ProcessState.forget_object`, `forget_child`, from the watch
-handlers and the workers' deletion path), and each is capped besides, for deletions a
-watch never reports. docs/design.md ("Process state") lists them."""
+object's deletion is seen (the kind's `Controller.forget` and `ProcessState.forget_child`,
+from the watch handlers and the workers' deletion path), and each is capped besides, for
+deletions a watch never reports. docs/design.md ("Process state") lists them."""
 
 from __future__ import annotations
 
@@ -161,12 +161,6 @@ class ProcessState:
         self.startup.forget(f"{namespace}/{name}")
         self.session_ends.forget(f"{namespace}/{name}")
         self.rendered.forget((namespace, name))
-
-    def forget_object(self, kind: str, namespace: str, name: str, uid: str) -> None:
-        """The watch reported the deletion of a pool, app or policy."""
-        self.gone.discard(uid)
-        if kind == "SessionHostPool":
-            self.forget_pool(namespace, name)
 
     def forget_child(self, kind: str, namespace: str, name: str) -> None:
         """The watch reported the deletion of a child (a Deployment: its replicas)."""

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..kube.client import Kube
-from ..metrics import WORKQUEUE_DEPTH, observe_reconcile
+from ..metrics import EVENT_QUEUE_DEPTH, WORKQUEUE_DEPTH, observe_reconcile
 from ..portal_stats import PortalStats
 from ..settings import Settings
-from . import cache as c
-from .fanout import Delayed, Key
-from .fanout import Memory as FactsMemory
+from .cache import Cache
+from .fanout import Delayed, FactsMemory, Key
 from .leader import LeaderElector
 from .process import ProcessState
 from .queue import WorkQueue
@@ -24,13 +23,14 @@ class Runtime:
     """Everything the workers share; one per operator process."""
 
     def __init__(self) -> None:
-        self.cache = c.Cache()
+        self.cache = Cache()
         self.facts = FactsMemory()  # what other objects read of each, as of its last event
-        self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue()
+        self.settings = Settings()
+        self.queue: WorkQueue[tuple[str, str, str]] = WorkQueue(
+            low_slots=max(1, min(self.settings.recheck_workers, self.settings.workers - 1)))
         # What passes remember between each other (gone objects, replicas written,
         # rendered children, start-up and session-end figures, the Event recorder...).
         self.process = ProcessState()
-        self.settings = Settings()
         self.kube: Kube | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -46,6 +46,7 @@ class Runtime:
 
 RUNTIME = Runtime()
 WORKQUEUE_DEPTH.set_function(lambda: len(RUNTIME.queue))
+EVENT_QUEUE_DEPTH.set_function(lambda: len(RUNTIME.process.events))
 
 
 def enqueue(kwargs: dict[str, Any], *keys: Key | Delayed) -> None:

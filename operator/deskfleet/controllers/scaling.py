@@ -43,7 +43,7 @@ from ..api.sessionhostpool import SessionHostPoolSpec
 from ..clock import format_time, parse_time, real_now, schedule_now
 from ..conditions import is_true
 from ..kube.client import Kube
-from ..kube.resources import BY_KIND, POD
+from ..kube.resources import DEPLOYMENT, POD
 from ..render.meta import ACCEPTING_LABEL, BUSY_LABEL
 from ..render.revision import revision_label
 from ..scaling.decide import Decision, Demand, Host, Memory, Notice, Revisions, decide
@@ -276,9 +276,6 @@ def scale_pool(kube: Kube, spec: SessionHostPoolSpec, fleet: Fleet, seen: Observ
     if changed:
         log.info("scaled", extra={"replicas": decision.replicas, "reason": decision.reason})
     return ScalingResult(decision, changed, tuple(given), tuple(asked), tuple(forced))
-
-
-DEPLOYMENT = BY_KIND[("apps/v1", "Deployment")]
 
 
 def _cost(pod: dict[str, Any]) -> str | None:

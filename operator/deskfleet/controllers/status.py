@@ -8,7 +8,6 @@ from ..api.kinds import BY_KIND as API_KINDS
 from ..api.parse import InvalidSpec
 from ..conditions import Cond, merge_conditions, now_rfc3339, status_differs
 from ..kube.client import Kube, KubeError
-from ..kube.resources import BY_KIND
 from .events import EventRecorder, post_event
 from .process import ProcessState
 
@@ -40,7 +39,7 @@ def write_status(kube: Kube, body: dict[str, Any], fields: dict[str, Any],
     })
     if not status_differs(current, desired):
         return False
-    rtype = BY_KIND[(body["apiVersion"], body["kind"])]
+    rtype = API_KINDS[body["kind"]].resource
     try:
         # fieldValidation=Strict: the API server refuses an unknown field too.
         kube.merge_patch(rtype, meta["namespace"], meta["name"], {"status": desired},

@@ -41,12 +41,14 @@ class ResourceType:
         return f"{prefix}/{self.plural}"
 
 
+CONFIGMAP = ResourceType("v1", "ConfigMap", "configmaps")
+DEPLOYMENT = ResourceType("apps/v1", "Deployment", "deployments")
 CHILD_TYPES: tuple[ResourceType, ...] = (
     ResourceType("v1", "ServiceAccount", "serviceaccounts"),
     ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles"),
     ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
-    ResourceType("v1", "ConfigMap", "configmaps"),
-    ResourceType("apps/v1", "Deployment", "deployments"),
+    CONFIGMAP,
+    DEPLOYMENT,
     ResourceType("v1", "Service", "services"),
     ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
@@ -58,41 +60,18 @@ CHILD_TYPES: tuple[ResourceType, ...] = (
     ResourceType("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy", "securitypolicies"),
 )
 POD = ResourceType("v1", "Pod", "pods")
-OWN_TYPES: tuple[ResourceType, ...] = (
-    ResourceType("deskfleet.io/v1alpha1", "SessionHostPool", "sessionhostpools"),
-    ResourceType("deskfleet.io/v1alpha1", "PublishedApp", "publishedapps"),
-    ResourceType("deskfleet.io/v1alpha1", "AccessPolicy", "accesspolicies"),
-)
-
-
-# What the operator does with each kind: the table its ClusterRole in the chart must
-# grant, no more (tests/unit/test_rbac.py compares the two).
+# What the operator does with what it renders and with its hosts: part of the table its
+# ClusterRole in the chart must grant (controllers/registry.operator_rules, which adds
+# deskfleet's own kinds; tests/unit/test_rbac.py compares the two).
 CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")  # apply, prune
-OWN_VERBS = ("get", "list", "watch")  # its own kinds: watched, never changed...
-STATUS_VERBS = ("patch",)  # ...but for their status
-OWNER_VERBS = ("update",)  # on <kind>/finalizers: owner references with blockOwnerDeletion
 POD_VERBS = ("get", "list", "watch", "patch", "delete")  # label hosts, remove drained ones
-OWNER_KINDS = ("SessionHostPool", "PublishedApp")  # an AccessPolicy owns no children
 
-
-def operator_rules() -> dict[tuple[str, str], tuple[str, ...]]:
-    """(API group, resource) -> the verbs the operator uses on it."""
-    rules: dict[tuple[str, str], tuple[str, ...]] = {
-        (t.group, t.plural): CHILD_VERBS for t in CHILD_TYPES}
-    for t in OWN_TYPES:
-        rules[(t.group, t.plural)] = OWN_VERBS
-        rules[(t.group, f"{t.plural}/status")] = STATUS_VERBS
-        if t.kind in OWNER_KINDS:
-            rules[(t.group, f"{t.plural}/finalizers")] = OWNER_VERBS
-    rules[(POD.group, POD.plural)] = POD_VERBS
-    rules[("", "events")] = ("create",)
-    return rules
-
-
-BY_KIND: dict[tuple[str, str], ResourceType] = {
-    (t.api_version, t.kind): t for t in (*CHILD_TYPES, *OWN_TYPES, POD)
+RENDERED_TYPES: dict[tuple[str, str], ResourceType] = {
+    (t.api_version, t.kind): t for t in (*CHILD_TYPES, POD)
 }
 
 
 def type_of(manifest: dict[str, object]) -> ResourceType:
-    return BY_KIND[(str(manifest["apiVersion"]), str(manifest["kind"]))]
+    """The REST type of something the operator renders (deskfleet's own kinds are in
+    api/kinds.py)."""
+    return RENDERED_TYPES[(str(manifest["apiVersion"]), str(manifest["kind"]))]

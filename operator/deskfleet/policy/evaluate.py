@@ -31,7 +31,7 @@ from ..api.accesspolicy import AccessPolicySpec
 from ..api.resource import Resource
 from .conditions import check_kinds, run_checks
 from .controls import combine_controls
-from .model import NO_POLICY_MATCHED, Decision, Match, Outcome, Request
+from .model import NO_POLICY_MATCHED, AccessDecision, Match, Outcome, Request
 from .selection import PolicySet, app_selected, ordered
 
 Policy = Resource[AccessPolicySpec]
@@ -85,7 +85,7 @@ def _reason(outcome: Outcome, matches: Sequence[Match], app_name: str) -> str:
 
 
 def evaluate(policies: Iterable[Policy], app_name: str, app_labels: Mapping[str, str],
-             request: Request) -> Decision:
+             request: Request) -> AccessDecision:
     """Decide one request for one app under the contract at the top of this module."""
     if isinstance(policies, PolicySet):
         # The portal asks this for every request: the covering policies of a label set
@@ -103,7 +103,7 @@ def evaluate(policies: Iterable[Policy], app_name: str, app_labels: Mapping[str,
         dry_run = _outcome(evaluated, with_dry_run=True)
     would_change = dry_run is not None and (
         (dry_run.allowed, dry_run.controls) != (enforced.allowed, enforced.controls))
-    return Decision(
+    return AccessDecision(
         app=app_name,
         allowed=enforced.allowed,
         controls=enforced.controls,

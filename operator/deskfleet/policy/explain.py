@@ -1,6 +1,6 @@
 """Decisions and the who-can-open view as text for an auditor, and as JSON-able dicts.
 
-Pure formatting: everything shown comes from the Decision; nothing is re-evaluated here,
+Pure formatting: everything shown comes from the AccessDecision; nothing is re-evaluated here,
 so the text can never disagree with what was enforced.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .model import AccessRow, Controls, Decision, Outcome, Request
+from .model import AccessDecision, AccessRow, Controls, Outcome, Request
 
 _PERMISSIONS = (
     ("clipboard to host", "clipboard_to_host"),
@@ -55,7 +55,7 @@ def _outcome_line(outcome: Outcome) -> str:
     return "denied, no policy matched"
 
 
-def _dry_run_line(decision: Decision) -> str:
+def _dry_run_line(decision: AccessDecision) -> str:
     if decision.dry_run is None:
         return f"Dry run: no dry-run policy covers {decision.app}."
     if decision.dry_run_would_change:
@@ -64,7 +64,7 @@ def _dry_run_line(decision: Decision) -> str:
     return "Dry run: enforcing the dry-run policies would not change this decision."
 
 
-def format_decision(decision: Decision, request: Request | None = None) -> str:
+def format_decision(decision: AccessDecision, request: Request | None = None) -> str:
     """The whole story of one decision, in the order an auditor asks it."""
     verdict = "ALLOWED" if decision.allowed else "DENIED"
     lines = [f"Decision: {verdict} to open {decision.app}"]
@@ -100,7 +100,7 @@ def _outcome_dict(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def decision_to_dict(decision: Decision, request: Request | None = None) -> dict[str, Any]:
+def decision_to_dict(decision: AccessDecision, request: Request | None = None) -> dict[str, Any]:
     """camelCase and JSON-able (`json.dumps` takes it as is)."""
     out: dict[str, Any] = {"app": decision.app, **_outcome_dict(decision.outcome),
                            "reason": decision.reason}

@@ -2,13 +2,13 @@
 policy, group list or country list decided it (those are for the audit log and
 `deskfleet explain`, not for someone who may be probing from a hostile network).
 
-Hints come from the Decision's matches alone, so they cannot disagree with it.
+Hints come from the AccessDecision's matches alone, so they cannot disagree with it.
 """
 
 from __future__ import annotations
 
 from .conditions import COUNTRY, MFA, SOURCE, SUBJECTS, TIME
-from .model import Decision
+from .model import AccessDecision
 
 HINT_MFA = "mfa"  # complete multi-factor authentication
 HINT_HOURS = "hours"  # outside the hours the app may be opened
@@ -21,7 +21,7 @@ HINT_ORDER = (HINT_MFA, HINT_HOURS, HINT_LOCATION, HINT_BLOCKED, HINT_NOT_GRANTE
 _BY_CHECK = {MFA: HINT_MFA, TIME: HINT_HOURS, COUNTRY: HINT_LOCATION, SOURCE: HINT_LOCATION}
 
 
-def denial_hints(decision: Decision) -> tuple[str, ...]:
+def denial_hints(decision: AccessDecision) -> tuple[str, ...]:
     """The kinds of obstacle to a denied decision, most actionable first; () if allowed.
 
     - Refused by a deny: `location` if the deny is conditioned on the network or country

@@ -1,6 +1,6 @@
 """The values access-policy evaluation reads and returns: plain frozen dataclasses.
 
-They carry no behaviour beyond checking their own invariants, so a Decision can be
+They carry no behaviour beyond checking their own invariants, so an AccessDecision can be
 compared, hashed, logged and turned into JSON without touching Kubernetes or pydantic.
 """
 
@@ -19,7 +19,7 @@ Mode = Literal["enforce", "dryRun"]
 _address = lru_cache(maxsize=65536)(ipaddress.ip_address)  # a request is made per decision
 
 NO_POLICY_MATCHED = "no policy matched"
-"""The phrase every Decision without a deciding policy carries in its reason."""
+"""The phrase every AccessDecision without a deciding policy carries in its reason."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Match:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A verdict and what produced it; a Decision holds the enforced one and, when
+    """A verdict and what produced it; an AccessDecision holds the enforced one and, when
     dry-run policies cover the app, the one they would produce if enforced."""
 
     allowed: bool
@@ -121,7 +121,7 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Decision:
+class AccessDecision:
     """The answer to "may this request open this app, with which controls, and why"."""
 
     app: str

@@ -18,12 +18,12 @@ def from_files(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def from_cluster(namespace: str) -> list[dict[str, Any]]:
+    from ..api.kinds import RESOURCES
     from ..kube.client import Kube, load_api_client
-    from ..kube.resources import OWN_TYPES
 
     kube = Kube(load_api_client())
     bodies: list[dict[str, Any]] = []
-    for rtype in OWN_TYPES:
+    for rtype in RESOURCES:
         if rtype.kind in ("AccessPolicy", "PublishedApp"):
             for item in kube.list(rtype, namespace):
                 bodies.append({**item, "apiVersion": rtype.api_version, "kind": rtype.kind})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..policy import Decision, Request, evaluate
+from ..policy import AccessDecision, Request, evaluate
 from ..policy.conditions import MFA
 from ..policy.hints import HINT_MFA, denial_hints
 from .directory import AppEntry, NamespaceView
@@ -24,7 +24,7 @@ class Verdict:
     reason: str  # a short code: metrics label and audit field
     detail: str = ""  # for the log, never for the user
     app: AppEntry | None = None
-    decision: Decision | None = None
+    decision: AccessDecision | None = None
     hints: tuple[str, ...] = ()
     step_up: bool = False  # the same request with MFA would be allowed
 
@@ -59,7 +59,7 @@ def find_app(view: NamespaceView | None, app_name: str) -> AppEntry | Verdict:
     return app
 
 
-def _mfa_may_help(decision: Decision) -> bool:
+def _mfa_may_help(decision: AccessDecision) -> bool:
     """Whether completing MFA could allow the request: only if some enforced allow failed
     on MFA alone (then `evaluate` is asked again, with MFA, to be sure)."""
     return any(m.enforced and m.action == "allow" and m.failed == (MFA,)

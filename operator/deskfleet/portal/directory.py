@@ -21,11 +21,12 @@ from pydantic import ValidationError
 
 from ..api.accesspolicy import AppSelection
 from ..api.common import API_VERSION
+from ..api.kinds import KINDS as API_KINDS
 from ..api.parse import InvalidSpec, parse
 from ..policy.selection import PolicySet, app_selected_by
 from ..render.app import app_url
 
-KINDS = ("SessionHostPool", "PublishedApp", "AccessPolicy")
+KINDS = tuple(k.kind for k in API_KINDS)  # the portal reads all three
 
 
 @dataclass(frozen=True)

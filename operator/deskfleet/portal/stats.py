@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..policy import Decision
+from ..policy import AccessDecision
 
 LAUNCH_DEDUP_SECONDS = 120.0
 WAITING_SECONDS = 60.0
@@ -70,7 +70,7 @@ class Stats:
             demand.unserved += 1
         return True
 
-    def dry_run(self, namespace: str, decision: Decision) -> list[str]:
+    def dry_run(self, namespace: str, decision: AccessDecision) -> list[str]:
         """Count the request for each dry-run policy covering the app; the names of those
         whose enforcement would have changed it."""
         changed = []

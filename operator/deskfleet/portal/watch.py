@@ -21,8 +21,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from ..api.kinds import RESOURCES
 from ..kube.client import Kube, KubeError
-from ..kube.resources import OWN_TYPES, ResourceType
+from ..kube.resources import ResourceType
 from .directory import Directory
 
 log = logging.getLogger("deskfleet.portal.watch")
@@ -113,7 +114,7 @@ def start_reflectors(kube: Kube, directory: Directory, namespaces: list[str],
 
     scopes: list[str | None] = list(namespaces) or [None]
     reflectors = [Reflector(kube, rtype, ns, deliver, directory, stop)
-                  for rtype in OWN_TYPES for ns in scopes]
+                  for rtype in RESOURCES for ns in scopes]
     for r in reflectors:
         threading.Thread(target=r.run, name=f"watch-{r.rtype.plural}", daemon=True).start()
     return stop, reflectors

@@ -1,9 +1,11 @@
 """`deskfleet render`: the operator's render core run on files, for GitOps reviews.
 
-Offline there is no cluster to ask whether a pool has ready hosts, so pools declared in
-the files count as ready; an app whose pool is not in the files gets no route, exactly
-as the operator would do for a missing pool, and of apps claiming one host and path only
-the one the operator would choose gets one. Access policies in the files are enforced
+Each app's route is planned by the operator's own plan (render/app_plan.plan_route) on
+what the files say. Offline there is no cluster to ask whether a pool has ready hosts,
+so pools declared in the files count as ready; there is no route serving yet and no
+Secret to look up. So an app whose pool is not in the files, that no enforced policy
+opens, or that loses a contested host and path gets no route and is listed not ready,
+exactly as the operator decides it. Access policies in the files are enforced
 as the operator enforces them, and the DESKFLEET_* settings are read from the
 environment as the operator reads them.
 """
@@ -19,10 +21,12 @@ from ..manifests import ManifestError, load_paths
 from ..policy.enforcement import access_for, app_session_config
 from ..settings import Settings
 from .app import PoolFacts, build_app_children, catalog_entry
+from .app_plan import RouteFacts, plan_route
 from .catalog import build_catalog
+from .gateway_auth import enforcement_gap
 from .meta import Resource
 from .pool import build_pool_children
-from .route_claims import Claim, RouteKey, route_key
+from .route_claims import Claim, RouteKey, conflict_for, route_key
 
 OFFLINE_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -53,7 +57,7 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
                   and a.spec.pool_ref.name == pool.name}
         out += build_pool_children(pool, settings, config)
     catalogs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    holders = route_holders(bodies)
+    claims = route_claims(bodies)
     for app in apps:
         pool_res = pools.get((app.namespace, app.spec.pool_ref.name))
         facts = PoolFacts(
@@ -64,11 +68,17 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
             protocol=pool_res.spec.protocol if pool_res else "",
         )
         access = access_for(policies[app.namespace], app.name, app.labels)
+        # The operator's own plan, on what the files say (no route serving yet, no
+        # Secret to look up), so `deskfleet render` and the live status cannot disagree.
         route = route_key(app.spec.gateway.host, app.spec.gateway.path)
-        held = holders.get(route) in (None, (app.namespace, app.name))
-        children = build_app_children(app, facts, access, settings) if held else []
-        out += children
-        catalogs[app.namespace].append(catalog_entry(app, facts, ready=bool(children),
+        me = next(c for c in claims[route] if (c.namespace, c.name) == (app.namespace,
+                                                                         app.name))
+        plan = plan_route(app, me, RouteFacts(
+            pool=facts, access=access, conflict=conflict_for(me, claims[route]),
+            unenforced=enforcement_gap(app, settings)))
+        if plan.route == "render":
+            out += build_app_children(app, facts, access, settings)
+        catalogs[app.namespace].append(catalog_entry(app, facts, ready=plan.ready.status is True,
                                                      access=access))
     for namespace, entries in sorted(catalogs.items()):
         catalog = build_catalog(namespace, settings.catalog_name, entries)
@@ -77,10 +87,10 @@ def render_objects(bodies: list[dict[str, Any]], settings: Settings | None = Non
     return out
 
 
-def route_holders(bodies: list[dict[str, Any]]) -> dict[RouteKey, tuple[str, str]]:
-    """Which app holds each host and path several apps claim, by the operator's rule
-    (route_claims): the oldest, then by namespace and name; files without
-    creationTimestamps are ordered by namespace and name."""
+def route_claims(bodies: list[dict[str, Any]]) -> dict[RouteKey, list[Claim]]:
+    """Every app's claim on its host and path (route_claims decides who holds one: the
+    oldest, then by namespace and name; files without creationTimestamps are ordered by
+    namespace and name)."""
     claims: dict[RouteKey, list[Claim]] = defaultdict(list)
     for body in bodies:
         if body.get("kind") != "PublishedApp":
@@ -90,7 +100,7 @@ def route_holders(bodies: list[dict[str, Any]]) -> dict[RouteKey, tuple[str, str
         claims[route_key(gateway.get("host", ""), gateway.get("path") or "/")].append(
             Claim(meta.get("creationTimestamp") or "", meta.get("namespace") or "default",
                   meta.get("name", "")))
-    return {route: (min(c).namespace, min(c).name) for route, c in claims.items()}
+    return claims
 
 
 def render_files(paths: list[Path], settings: Settings | None = None) -> list[dict[str, Any]]:
