@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deskfleet.controllers.apps import CatalogSnapshot, reconcile_catalog
+from deskfleet.controllers.catalog import CatalogSnapshot, reconcile_catalog
 from deskfleet.controllers.pools import PoolSnapshot, reconcile_pool
 from deskfleet.kube.client import Kube, KubeError, load_api_client
 from deskfleet.kube.compare import needs_apply
