@@ -46,3 +46,26 @@ def test_quantities_compare_by_value() -> None:
 def test_lists_compare_whole_and_in_order() -> None:
     assert not is_subset([1, 2], [2, 1])
     assert not is_subset([1], [1, 2])
+
+
+def test_the_cache_keeps_a_configmaps_documents_as_digests_that_compare_as_the_text() -> None:
+    from deskfleet.controllers.cache import slim
+    from deskfleet.kube.compare import Digest
+
+    document = '{"apps": {"epr": {"clipboard": "none"}}}' * 1000
+    rendered = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "desk-host-config", "namespace": "ward"},
+                "data": {"host.json": document}, "binaryData": {"catalog.json.gz": "H4sI"}}
+    live = slim({**rendered, "metadata": {**rendered["metadata"], "uid": "u",
+                                          "managedFields": [{"manager": "deskfleet"}]}})
+    kept = live["data"]["host.json"]
+    assert isinstance(kept, Digest) and len(kept) == len(document)
+    assert "managedFields" not in live["metadata"]
+    assert not needs_apply(rendered, live)  # the same documents: no request
+    changed = {**rendered, "data": {"host.json": document.replace("none", "both")}}
+    assert needs_apply(changed, live)
+    longer = {**rendered, "data": {"host.json": document + " "}}
+    assert needs_apply(longer, live)
+    assert Digest.of(document) == Digest.of(document) and Digest.of("a") != "b"
+    other = {"kind": "Secret", "data": {"x": document}}
+    assert slim(other)["data"]["x"] == document and isinstance(slim(other)["data"]["x"], str)

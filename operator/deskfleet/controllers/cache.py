@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from ..kube.compare import Digest
 from ..render.meta import OWNER_KIND_LABEL, OWNER_NAME_LABEL, POOL_LABEL
 
 # Index names: Kopf injects each index into handlers as a kwarg named after its handler id.
@@ -37,10 +38,18 @@ def objects_index(plural: str) -> str:
 
 
 def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict[str, Any]:
-    """A plain-dict copy without managedFields (often the largest part of an object)."""
+    """A plain-dict copy without managedFields (often the largest part of an object),
+    and of a ConfigMap's documents only their digests (kube/compare.Digest): a pool's
+    host config and a namespace's catalog run to a megabyte each, and a pass only ever
+    asks whether the live documents are the ones it rendered."""
     meta = body.get("metadata", {})
     out = {k: v for k, v in body.items() if k != "metadata"}
     out["metadata"] = {k: meta[k] for k in meta_keys if k in meta}
+    if body.get("kind") == "ConfigMap":
+        for part in ("data", "binaryData"):
+            if isinstance(out.get(part), dict):
+                out[part] = {k: Digest.of(v) if isinstance(v, str) else v
+                             for k, v in out[part].items()}
     return out
 
 

@@ -12,6 +12,7 @@ Values the API server rewrites are compared by meaning: resource quantities (`0.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,6 +21,38 @@ from kubernetes.utils.quantity import parse_quantity
 # Written by the API server, or by other controllers, never by a render.
 _IGNORED_METADATA = {"resourceVersion", "uid", "generation", "creationTimestamp",
                      "managedFields", "selfLink"}
+
+
+class Digest:
+    """What the operator's cache keeps of a large string it only ever compares (a
+    ConfigMap's documents): its length and SHA-256. Equal to a string with the same
+    ones, so `is_subset(rendered, live)` reads the same with it as with the text."""
+
+    __slots__ = ("sha", "size")
+
+    def __init__(self, size: int, sha: bytes) -> None:
+        self.size, self.sha = size, sha
+
+    @classmethod
+    def of(cls, text: str) -> Digest:
+        data = text.encode()
+        return cls(len(text), hashlib.sha256(data).digest())
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Digest):
+            return (self.size, self.sha) == (other.size, other.sha)
+        if isinstance(other, str):
+            return len(other) == self.size and hashlib.sha256(other.encode()).digest() == self.sha
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.sha)
+
+    def __repr__(self) -> str:
+        return f"Digest({self.size} chars, sha256 {self.sha.hex()[:12]})"
 
 
 def _same_scalar(want: Any, have: Any) -> bool:
