@@ -102,3 +102,24 @@ def test_re_checks_take_at_most_their_slots_and_changes_never_wait_for_them() ->
         return [first, "new-app", second, third]
 
     assert asyncio.run(scenario()) == ["recheck-1", "new-app", "recheck-2", "recheck-3"]
+
+
+def test_summaries_over_a_namespace_wait_ten_times_what_the_last_one_cost() -> None:
+    from deskfleet.controllers.pacing import DUTY, Pacing
+
+    pacing = Pacing()
+    catalog, policies = ("catalog", "ward", ""), ("policies", "ward", "")
+    assert pacing.delay(catalog, 0.5) == 0.5  # nothing known: the debounce
+    pacing.record(catalog, 0.01)
+    assert pacing.delay(catalog, 0.5) == 0.5  # cheap: the debounce still
+    pacing.record(catalog, 0.8)  # ten thousand apps
+    assert pacing.delay(catalog, 0.5) == DUTY * 0.8
+    assert pacing.delay(("catalog", "other", ""), 0.5) == 0.5  # per namespace
+    # A round of recounts: its policies' passes add up, known when the next round starts.
+    for _ in range(2000):
+        pacing.record(("AccessPolicy", "ward", "p"), 0.004)
+    assert pacing.delay(policies, 5.0) == 5.0
+    pacing.record(policies, 0.0)
+    assert abs(pacing.delay(policies, 5.0) - DUTY * 8.0) < 1e-6
+    pacing.record(policies, 0.0)  # a round with no pass: back to the debounce
+    assert pacing.delay(policies, 5.0) == 5.0

@@ -17,8 +17,10 @@ fans out only when those facts changed (or the object appeared or went away):
 An event that changed only the object's status (nearly always the operator's own write)
 does not even re-queue the object itself. Wide fan-outs are debounced (`Delayed`) and
 queued at low priority: a burst of policy edits, or a GitOps sync of a thousand apps,
-collapses into one pass per namespace, behind the changes themselves. Level-based still:
-the periodic resync re-checks everything whatever the events said.
+collapses into one pass per namespace, behind the changes themselves; the re-checks over
+a whole namespace (the catalog, a round of policy recounts) also wait ten times what
+their last one cost (pacing.py), and at most two re-checks run at once (queue.py).
+Level-based still: the periodic resync re-checks everything whatever the events said.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 from ..memo import Memo
 from ..policy.selection import LabelGroups, PolicySet
 from .events import EventRecorder
+from .pacing import Pacing
 from .session_ends import SessionEnds
 from .startup import StartupTimes
 from .tls_secrets import SecretChecker
@@ -155,6 +156,9 @@ class ProcessState:
     # Posts Events from its own thread once started (controllers/handlers.py), inline
     # before that and in a pass run on its own.
     events: EventRecorder = field(default_factory=EventRecorder)
+    # What the last catalog render and policy recount round of each namespace cost, to
+    # pace the next (pacing.py).
+    pacing: Pacing = field(default_factory=Pacing)
 
     def forget_pool(self, namespace: str, name: str) -> None:
         """What passes remembered of a deleted pool and its hosts."""

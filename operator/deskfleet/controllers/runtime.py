@@ -53,6 +53,8 @@ def enqueue(kwargs: dict[str, Any], *keys: Key | Delayed) -> None:
     RUNTIME.cache.bind(kwargs)
     for key in keys:
         if isinstance(key, Delayed):
-            RUNTIME.queue.add_after(key.key, key.seconds, low=True)  # a re-check
+            # A re-check, paced by what the last one cost (pacing.py).
+            RUNTIME.queue.add_after(key.key, RUNTIME.process.pacing.delay(key.key, key.seconds),
+                                    low=True)
         else:
             RUNTIME.queue.add(key)

@@ -109,7 +109,9 @@ async def worker() -> None:
             delay = queue.done(key, failed=failed)
             if delay:
                 log.info("retrying in %.1fs", delay)
-            RUNTIME.on_reconciled(key[0], loop.time() - started, failed)
+            took = loop.time() - started
+            RUNTIME.process.pacing.record(key, took)
+            RUNTIME.on_reconciled(key[0], took, failed)
 
 
 async def resync() -> None:
