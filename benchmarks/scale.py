@@ -118,12 +118,13 @@ def _count(counts: dict[str, float], verb: str, resource: str, sub: str, value: 
         counts[what] = counts.get(what, 0) + value
 
 
-QUEUES = ("deskfleet_workqueue_depth", "deskfleet_event_queue_depth")
+QUEUES = ("deskfleet_workqueue_depth", "deskfleet_workqueue_rechecks_waiting",
+          "deskfleet_event_queue_depth")
 
 
 def queue_depth(metrics_port: int) -> float:
-    """What the operator still has to do: keys in its work queue and Events not posted
-    yet (`deskfleet_workqueue_depth` + `deskfleet_event_queue_depth`)."""
+    """What the operator still has to do: keys in its work queue, re-checks waiting on
+    their debounce, and Events not posted yet."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         depths = {f.name: float(f.samples[0].value)
                   for f in text_string_to_metric_families(r.read().decode())
@@ -219,10 +220,9 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
             time.sleep(0.2)
         apps_ready = time.monotonic() - started
         # Converged: every app Ready, every pool's hosts up, and the operator's work
-        # queue and Event queue empty. A debounced fan-out (fanout.py: up to
-        # POLICIES_DELAY, 5 s) waits on a timer, outside the queue: so the queues must
-        # stay empty for longer than that, and convergence is the last moment they held
-        # anything.
+        # queue, its debounced re-checks (fanout.py, paced by pacing.py) and its Event
+        # queue empty, for longer than a debounce; convergence is the last moment they
+        # held anything.
         poll = 0.25 if args.apps <= 1000 else 1.0
         last_busy = time.monotonic()
         settled = False

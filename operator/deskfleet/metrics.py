@@ -33,6 +33,10 @@ RECONCILE_SECONDS = Histogram(
 WORKQUEUE_DEPTH = Gauge(
     "deskfleet_workqueue_depth", "Keys waiting for or in a reconcile pass (0: converged; "
     "the periodic re-checks wait on timers, not in the queue).", registry=REGISTRY)
+RECHECKS_WAITING = Gauge(
+    "deskfleet_workqueue_rechecks_waiting", "Re-checks a change fanned out that wait on "
+    "their debounce (0 with the work queue and the Event queue: converged).",
+    registry=REGISTRY)
 EVENT_QUEUE_DEPTH = Gauge(
     "deskfleet_event_queue_depth", "Kubernetes Events recorded and not posted yet (they "
     "are posted in order from their own thread, behind the passes).", registry=REGISTRY)

@@ -123,3 +123,17 @@ def test_summaries_over_a_namespace_wait_ten_times_what_the_last_one_cost() -> N
     assert abs(pacing.delay(policies, 5.0) - DUTY * 8.0) < 1e-6
     pacing.record(policies, 0.0)  # a round with no pass: back to the debounce
     assert pacing.delay(policies, 5.0) == 5.0
+
+
+def test_debounced_re_checks_are_counted_until_they_run_and_periodic_passes_never() -> None:
+    async def scenario() -> list[int]:
+        q: WorkQueue[str] = WorkQueue()
+        q.add_after("catalog", 0.02, low=True)
+        q.add_after("pool", 0.02)  # a periodic pass: always waiting, never counted
+        seen = [q.rechecks_waiting(), len(q)]
+        await asyncio.sleep(0.05)
+        seen += [q.rechecks_waiting(), len(q)]
+        q.shutdown()
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 0, 0, 2]

@@ -34,6 +34,7 @@ class WorkQueue(Generic[Key]):
         self._dirty: dict[Key, int] = {}  # added while processing: again, at this priority
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._waiting_rechecks: set[Key] = set()  # of those, the re-checks (low)
         self._wakeup = asyncio.Event()
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -62,9 +63,14 @@ class WorkQueue(Generic[Key]):
         if existing:
             existing.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key, low)
+        if low:
+            self._waiting_rechecks.add(key)
+        else:
+            self._waiting_rechecks.discard(key)
 
     def _fire(self, key: Key, low: bool) -> None:
         self._timers.pop(key, None)
+        self._waiting_rechecks.discard(key)
         self.add(key, low=low)
 
     def _next(self) -> tuple[int, int, Key] | None:
@@ -109,6 +115,12 @@ class WorkQueue(Generic[Key]):
             self.add(key, low=self._dirty.pop(key) == LOW)
         return delay
 
+    def rechecks_waiting(self) -> int:
+        """Re-checks waiting on their debounce (a fan-out not run yet): while there are
+        any, what they will look at has not converged. Periodic passes and retries,
+        also on timers, are not counted: they always wait."""
+        return len(self._waiting_rechecks)
+
     def __len__(self) -> int:
         return len(self._queued) + len(self._processing)
 
@@ -116,3 +128,4 @@ class WorkQueue(Generic[Key]):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._waiting_rechecks.clear()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..kube.client import Kube
-from ..metrics import EVENT_QUEUE_DEPTH, WORKQUEUE_DEPTH, observe_reconcile
+from ..metrics import EVENT_QUEUE_DEPTH, RECHECKS_WAITING, WORKQUEUE_DEPTH, observe_reconcile
 from ..portal_stats import PortalStats
 from ..settings import Settings
 from .cache import Cache
@@ -47,6 +47,7 @@ class Runtime:
 RUNTIME = Runtime()
 WORKQUEUE_DEPTH.set_function(lambda: len(RUNTIME.queue))
 EVENT_QUEUE_DEPTH.set_function(lambda: len(RUNTIME.process.events))
+RECHECKS_WAITING.set_function(RUNTIME.queue.rechecks_waiting)
 
 
 def enqueue(kwargs: dict[str, Any], *keys: Key | Delayed) -> None:
