@@ -42,7 +42,7 @@ class AppSnapshot:
     pool_children: list[dict[str, Any]]
     children: list[dict[str, Any]]
     policies: list[dict[str, Any]]
-    policies_version: Hashable | None = None  # see fanout.Memory.version
+    policies_version: Hashable | None = None  # see fanout.FactsMemory.version
     pool_elsewhere: tuple[str, ...] = ()  # namespaces holding a pool named like poolRef
     claims: tuple[Claim, ...] = ()  # every app claiming this app's host and path
     live_pool_exists: bool = False  # whether the pool the live route leads to exists

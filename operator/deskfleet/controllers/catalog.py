@@ -34,7 +34,7 @@ class CatalogSnapshot:
     pools: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
     live: dict[str, Any] | None
     policies: list[dict[str, Any]]
-    policies_version: Hashable | None = None  # see fanout.Memory.version
+    policies_version: Hashable | None = None  # see fanout.FactsMemory.version
 
 
 def reconcile_catalog(kube: Kube, settings: Settings, snap: CatalogSnapshot) -> PassResult:

@@ -45,7 +45,7 @@ class PolicySnapshot:
     # `apps_version`: then `apps` is left empty, as listing 10,000 apps per policy pass
     # was a fifth of the CPU.
     groups: LabelGroups | None = None
-    policies_version: Hashable | None = None  # see fanout.Memory.version
+    policies_version: Hashable | None = None  # see fanout.FactsMemory.version
     dry_run: DryRunFigures | None = None  # what the portal saw, for a dryRun policy
 
 

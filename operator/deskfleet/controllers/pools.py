@@ -63,7 +63,7 @@ class PoolSnapshot:
     pods: list[dict[str, Any]] = field(default_factory=list)
     apps: list[dict[str, Any]] = field(default_factory=list)  # the apps on this pool
     policies: list[dict[str, Any]] = field(default_factory=list)
-    policies_version: Hashable | None = None  # see fanout.Memory.version
+    policies_version: Hashable | None = None  # see fanout.FactsMemory.version
     # The logon demand the portal counted (controllers/portal_stats.py), without the
     # host start-up and session end figures the pass adds; None when there is no signal,
     # and why not (None: not known, e.g. a pass run outside the operator).
