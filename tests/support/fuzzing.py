@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from deskfleet.api.kinds import BY_KIND as API_KINDS
 from deskfleet.kube.client import Kube, KubeError, load_api_client
 
 from .process import wait_until
@@ -155,7 +156,7 @@ class Fuzzer:
         before = {g: (self.bed.get(*g, self.namespace) or {}).get("metadata", {}).get("uid")
                   for g in guarded}
         try:
-            self.kube.apply({**base, "spec": spec})
+            self.kube.apply({**base, "spec": spec}, rtype=API_KINDS[kind].resource)
         except KubeError as err:
             if _transient(err):
                 raise Transient(str(err)) from err
@@ -208,7 +209,7 @@ class Fuzzer:
     def restore(self) -> None:
         for (kind, _), doc in self.docs.items():
             if kind in ("SessionHostPool", "PublishedApp", "AccessPolicy"):
-                self.kube.apply(doc)
+                self.kube.apply(doc, rtype=API_KINDS[kind].resource)
 
 
 Attempt = Callable[[Callable[[], None]], None]

@@ -139,10 +139,11 @@ class Kube:
         return items
 
     def apply(self, manifest: dict[str, Any], *, field_manager: str | None = None,
-              subresource: str = "") -> dict[str, Any]:
+              subresource: str = "", rtype: ResourceType | None = None) -> dict[str, Any]:
         """Server-side apply, forcing ownership: deskfleet is the source of truth for
-        every field it sets, so a hand edit of one of them is overwritten."""
-        rtype = type_of(manifest)
+        every field it sets, so a hand edit of one of them is overwritten. `rtype`: the
+        manifest's REST type, when it is not one the operator renders (type_of)."""
+        rtype = rtype or type_of(manifest)
         meta = manifest["metadata"]
         result: dict[str, Any] = self.request(
             "PATCH", rtype.path(meta["namespace"], meta["name"], subresource),
