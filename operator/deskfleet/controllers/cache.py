@@ -91,7 +91,7 @@ class Cache:
                                   if k.startswith(CHILDREN_PREFIX)]
 
     def watch(self, kind: str, plural: str) -> None:
-        """Declare a watched kind (registry.py, before Kopf starts)."""
+        """Declare a watched kind (handlers.py, from the registry, before Kopf starts)."""
         self.plurals[kind] = plural
 
     def _objects(self, kind: str) -> Any:
@@ -110,8 +110,7 @@ class Cache:
     # -- reads, on the event loop only ------------------------------------------------
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        store = self._objects(kind).get((namespace, name))
-        return next(iter(store), None) if store else None
+        return self._one(objects_index(self.plurals[kind]), (namespace, name))
 
     def in_namespace(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         return list(self._objects(kind).get(namespace, ()))

@@ -35,8 +35,7 @@ class Digest:
 
     @classmethod
     def of(cls, text: str) -> Digest:
-        data = text.encode()
-        return cls(len(text), hashlib.sha256(data).digest())
+        return cls(len(text), hashlib.sha256(text.encode()).digest())
 
     def __len__(self) -> int:
         return self.size
