@@ -27,6 +27,7 @@ from deskfleet.controllers.revisions import Fleet
 from deskfleet.controllers.scaling import (
     BUSY_COST,
     DELETION_COST,
+    LOGGING_OFF_COST,
     VICTIM_COST,
     Observed,
     Plan,
@@ -185,6 +186,11 @@ def test_a_forced_logoff_through_the_shell_from_notice_to_removal() -> None:
     assert marks["b"]["annotations"][LOGOFF_REQUESTED_ANNOTATION] == format_time(REAL + later)
     assert marks["b"]["annotations"][LOGOFF_DEADLINE_ANNOTATION] == deadline  # unmoved
     assert marks["c"]["annotations"][DELETION_COST] == VICTIM_COST
+    # From the request on, b ranks below every other busy host for the ReplicaSet, so
+    # one whose pod cache lags our mark still takes b, not a, when b is forced out.
+    assert marks["b"]["annotations"][DELETION_COST] == LOGGING_OFF_COST
+    assert int(VICTIM_COST) < 0 < int(LOGGING_OFF_COST) < int(BUSY_COST)
+    assert pods[0]["metadata"]["annotations"][DELETION_COST] == BUSY_COST
     assert third.logoffs_asked == ("b",) and third.forced_removals == ()
     pods = patched(pods, kube)
     # The request is made once: the next pass (c now seen marked) leaves it as it is.

@@ -11,12 +11,17 @@ input (`host_from_pod`), so an operator restart loses no deadline and the text u
 were shown never changes under them. The scheduling clock may be driven by tests (see
 clock.py) while the cluster records real time: times are re-based both ways.
 
-Removal takes two passes, so the ReplicaSet controller's choice is always ours: hosts
-with sessions carry a high pod deletion cost all the time (the ReplicaSet weighs cost
+Removal takes two passes, so the ReplicaSet controller's choice is always ours: every
+host carries a pod deletion cost that ranks it as we would (the ReplicaSet weighs cost
 before anything else among running pods, e.g. before how crowded their node is); the
 hosts to remove are first marked with the lowest cost, and only on a later pass, once
 the mark has been seen, is the replica count lowered — the ReplicaSet deletes the
-marked hosts.
+marked hosts. Seen by us is not seen by the ReplicaSet controller, whose pod cache can
+lag its Deployment's by a second under load (a full CI run met it: the forced removal
+of a host being logged off took a busy host instead). So the cost a host carried
+before the mark ranks it too, and has been there for as long as the reason for it:
+idle (no cost) < being logged off (LOGGING_OFF_COST, written at the logoff request,
+at least `logoffTimeout` before a forced removal) < with sessions (BUSY_COST).
 
 A pool has one Deployment per revision (render/revision.py): the current revision's
 count grows and shrinks with demand, each outdated one's only shrinks, by the hosts
@@ -55,6 +60,7 @@ log = logging.getLogger(__name__)
 AUTOSCALER = "deskfleet-autoscaler"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 VICTIM_COST = "-1000000"
+LOGGING_OFF_COST = "1000"  # asked to log its users off: goes before any other busy host
 BUSY_COST = "1000000"  # hosts with sessions (or an unknown count): last to go, always
 
 
@@ -184,7 +190,7 @@ def host_marks(pod: dict[str, Any], host: Host, plan: Plan, now: datetime,
             LOGOFF_DEADLINE_ANNOTATION: deadline,
             LOGOFF_REQUESTED_ANNOTATION: requested,
             DELETION_COST: VICTIM_COST if name in plan.remove else
-            (BUSY_COST if busy else None),
+            (LOGGING_OFF_COST if asked else BUSY_COST) if busy else None,
         },
         deadline_given=given,
         # A host that reports no session has nobody to log off: nothing to tell people.
