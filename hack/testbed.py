@@ -205,6 +205,30 @@ def node_manifest(name: str) -> dict:
     }
 
 
+# A session host image takes as long to start as its tag says when the tag ends in
+# `-starts-in-<seconds>s` (`desktop:2-starts-in-10s`): tests of what users meet while
+# new hosts boot (a logon storm mid-rollout) need hosts that are not Ready at once. Any
+# other image is Ready as soon as kwok sees it. The delay is given as a moment (created
+# + seconds), not a duration: kwok restarts a duration on every update of the pod, and
+# agents annotate their pods every few seconds.
+STARTS_IN = ('(.spec.containers[0].image | capture("-starts-in-(?<s>[0-9]+)s$") | .s '
+             '| tonumber) as $s | .metadata.creationTimestamp | fromdate + $s | todate')
+
+
+def kwok_stages(bin_dir: Path, directory: Path) -> Path:
+    """kwok's stock stages (cached with the binaries) with the pod-ready stage delayed
+    as STARTS_IN says; an image without the suffix gives no value, hence no delay."""
+    stock = (bin_dir / "kwok-stages.yaml").read_text()
+    anchor = "  name: pod-ready\nspec:\n"
+    if anchor not in stock:
+        raise SystemExit(f"no pod-ready stage in {bin_dir / 'kwok-stages.yaml'}")
+    delay = ("  delay:\n    durationMilliseconds: 0\n    durationFrom:\n      jq:\n"
+             f"        expression: '{STARTS_IN}'\n")
+    path = directory / "kwok-stages.yaml"
+    path.write_text(stock.replace(anchor, anchor + delay, 1))
+    return path
+
+
 def up(directory: Path, nodes: int) -> State:
     existing = load_state(directory)
     if existing and existing.pids and all(alive(p) for p in existing.pids.values()):
@@ -277,7 +301,8 @@ def up(directory: Path, nodes: int) -> State:
         f"{b}/kube-scheduler", *common, f"--secure-port={free_port()}",
     ], logs)
     launch(state, "kwok", [
-        f"{b}/kwok", f"--kubeconfig={kubeconfig}", f"--config={b}/kwok-stages.yaml",
+        f"{b}/kwok", f"--kubeconfig={kubeconfig}",
+        f"--config={kwok_stages(bin_dir, directory)}",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--server-address=",
