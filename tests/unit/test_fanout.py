@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deskfleet.api.accesspolicy import AppSelection
 from deskfleet.controllers import fanout
 from deskfleet.controllers.fanout import (
     Delayed,
@@ -123,30 +124,44 @@ def declared_swap(memory: FactsMemory, key: tuple[str, str, str],
     memory.swap(key, None if body is None else ctl.facts(body), ctl.versioned_by)
 
 
-def test_versions_move_only_when_app_labels_or_policy_specs_do() -> None:
+def covered(memory: FactsMemory, namespace: str, tier: str) -> list[str]:
+    apps = AppSelection.model_validate({"selector": {"matchLabels": {"tier": tier}}})
+    return memory.label_groups("PublishedApp", namespace).covered_by(apps)
+
+
+def test_apps_stay_grouped_by_labels_one_event_at_a_time() -> None:
     memory = FactsMemory()
-    key = ("PublishedApp", "ns", "pacs")
-    seen = [memory.version("PublishedApp", "ns")]
+    pacs, ris = ("PublishedApp", "ns", "pacs"), ("PublishedApp", "ns", "ris")
+    declared_swap(memory, pacs, app())  # appeared, tier a
+    declared_swap(memory, ris, app())
+    assert covered(memory, "ns", "a") == ["pacs", "ris"]
+    before = memory.label_groups("PublishedApp", "ns")
+    declared_swap(memory, pacs, app(ready=True, generation=2))  # no label change
+    assert memory.label_groups("PublishedApp", "ns") is before  # nothing regrouped
+    declared_swap(memory, pacs, app(labels={"tier": "b"}))
+    assert covered(memory, "ns", "a") == ["ris"] and covered(memory, "ns", "b") == ["pacs"]
+    assert before.covered_by(  # a worker's copy stands
+        AppSelection.model_validate({"names": ["pacs"]})) == ["pacs"]
+    declared_swap(memory, ris, None)  # went away
+    assert covered(memory, "ns", "a") == [] and covered(memory, "other", "a") == []
+    declared_swap(memory, pacs, None)
+    assert memory.label_groups("PublishedApp", "ns").covered_by(
+        AppSelection.model_validate({"selector": {}})) == []
 
-    def swap(body: dict[str, Any] | None) -> None:
-        declared_swap(memory, key, body)
-        seen.append(memory.version("PublishedApp", "ns"))
 
-    swap(app())  # appeared
-    swap(app(ready=True))  # status only
-    swap(app(generation=2))  # spec only
-    swap(app(labels={"tier": "x"}))
-    swap(None)  # went away
+def test_policy_versions_move_only_when_their_specs_do() -> None:
+    memory = FactsMemory()
     policy = ("AccessPolicy", "ns", "p")
     declared_swap(memory, policy, app())
-    assert seen == [0, 1, 1, 1, 2, 3] and memory.version("PublishedApp", "ns") == 3
     assert memory.version("AccessPolicy", "ns") == 1
     declared_swap(memory, policy, app(ready=True))  # status only
     declared_swap(memory, policy, app(labels={"x": "y"}))  # labels only
     assert memory.version("AccessPolicy", "ns") == 1
     declared_swap(memory, policy, app(generation=2))
     assert memory.version("AccessPolicy", "ns") == 2
-    assert memory.version("PublishedApp", "other") == 0
+    assert memory.version("AccessPolicy", "other") == 0
+    declared_swap(memory, policy, None)
+    assert memory.version("AccessPolicy", "ns") == 3
 
 
 def managed(*entries: tuple[str, str]) -> dict[str, Any]:

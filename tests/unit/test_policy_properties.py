@@ -30,7 +30,7 @@ from deskfleet.policy import (
 from deskfleet.policy.conditions import normalise_ip
 from deskfleet.policy.controls import PERMISSION_DEFAULTS
 from deskfleet.policy.enforcement import access_for, app_session_config
-from deskfleet.policy.selection import LabelGroups, PolicySet, covering
+from deskfleet.policy.selection import GroupedLabels, LabelGroups, PolicySet, covering
 from deskfleet.render.meta import Resource
 
 Policy = Resource[AccessPolicySpec]
@@ -323,10 +323,23 @@ def test_memoised_coverage_equals_checking_each_app(policies: list[Policy],
             assert access_for(policy_set, name, labels) == access_for(policies, name, labels)
             assert app_session_config(policy_set, name, labels) == app_session_config(
                 policies, name, labels)
-    groups = LabelGroups(some_apps)
-    for p in policies:
-        assert groups.covered_by(p.spec) == sorted(
-            {name for name, labels in some_apps if app_selected(p.spec, name, labels)})
+    # Grouped one event at a time (the watch handlers' way), each app appearing, then
+    # relabelled as the next one is, then some going: the same answer as grouping anew.
+    grouped = GroupedLabels()
+    live: dict[str, Any] = {}
+    for (name, labels), (_, relabel) in zip(some_apps, some_apps[1:] + some_apps[:1],
+                                            strict=True):
+        grouped.move(name, live.get(name), labels)
+        live[name] = labels
+        grouped.move(name, live[name], relabel)
+        live[name] = relabel
+    for name in list(live)[::2]:
+        grouped.move(name, live.pop(name), None)
+    for groups in (LabelGroups(some_apps), grouped.frozen()):
+        final = some_apps if groups is not grouped.frozen() else list(live.items())
+        for p in policies:
+            assert groups.covered_by(p.spec.apps) == sorted(
+                {name for name, labels in final if app_selected(p.spec, name, labels)})
 
 
 # --- holes closed in the portal round (issue 14) ---------------------------------------

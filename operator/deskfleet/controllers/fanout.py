@@ -31,6 +31,7 @@ from typing import Any
 
 from ..api.kinds import ACCESS_POLICY, PUBLISHED_APP, SESSION_HOST_POOL
 from ..conditions import is_true
+from ..policy.selection import GroupedLabels, LabelGroups
 from ..render.route_claims import route_key
 
 Key = tuple[str, str, str]
@@ -159,11 +160,13 @@ class FactsMemory:
     """The facts of every object as of its last event (one entry per live object), and
     per kind and namespace a version of the facts that answers computed over many
     objects read (e.g. its apps' labels for a policy's coverage, its policies' specs for
-    every decision). Such answers are kept while the version stays the same."""
+    every decision). Such answers are kept while the version stays the same. Objects
+    whose facts have labels are kept grouped by them too (`label_groups`)."""
 
     def __init__(self) -> None:
         self._facts: dict[Key, Facts] = {}
         self._versions: dict[tuple[str, str], int] = {}
+        self._labels: dict[tuple[str, str], GroupedLabels] = {}
 
     def swap(self, key: Key, new: Facts | None, versioned_by: tuple[str, ...] = ()
              ) -> Facts | None:
@@ -173,10 +176,21 @@ class FactsMemory:
         old = self._facts.pop(key, None)
         if new is not None:
             self._facts[key] = new
+        kind, namespace = key[0], key[1]
         if versioned_by and _changed(old, new, *versioned_by):
-            kind, namespace = key[0], key[1]
             self._versions[kind, namespace] = self._versions.get((kind, namespace), 0) + 1
+        if "labels" in (new or old or {}):
+            grouped = self._labels.setdefault((kind, namespace), GroupedLabels())
+            grouped.move(key[2], old["labels"] if old else None,
+                         new["labels"] if new else None)
+            if not grouped:
+                del self._labels[kind, namespace]
         return old
 
     def version(self, kind: str, namespace: str) -> int:
         return self._versions.get((kind, namespace), 0)
+
+    def label_groups(self, kind: str, namespace: str) -> LabelGroups:
+        """The namespace's objects of `kind` grouped by labels, as of their last events."""
+        grouped = self._labels.get((kind, namespace))
+        return grouped.frozen() if grouped is not None else LabelGroups(())

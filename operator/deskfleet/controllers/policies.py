@@ -36,31 +36,22 @@ MAX_LISTED_APPS = 200  # keep status small; appsMatched has the full count
 @dataclass(frozen=True)
 class PolicySnapshot:
     body: dict[str, Any]
-    apps: list[dict[str, Any]]
+    # The namespace's apps grouped by labels as the watch handlers keep them
+    # (fanout.FactsMemory.label_groups): listing and regrouping 10,000 apps per policy
+    # pass, while apps kept arriving, was most of a policy pass.
+    groups: LabelGroups
     policies: list[dict[str, Any]]
-    # Changes whenever an app of the namespace appears, goes or changes labels (the
-    # watch handlers count); None: the identity of the app bodies stands for it.
-    apps_version: Hashable | None = None
-    # Taken from ProcessState.app_groups on the event loop when it has them for
-    # `apps_version`: then `apps` is left empty, as listing 10,000 apps per policy pass
-    # was a fifth of the CPU.
-    groups: LabelGroups | None = None
     policies_version: Hashable | None = None  # see fanout.FactsMemory.version
     dry_run: DryRunFigures | None = None  # what the portal saw, for a dryRun policy
 
 
-def known_app_groups(process: ProcessState, namespace: str, apps_version: Hashable
-                     ) -> LabelGroups | None:
-    return process.app_groups.peek(namespace, apps_version)
-
-
-def app_groups(process: ProcessState, snap: PolicySnapshot) -> LabelGroups:
-    if snap.groups is not None:
-        return snap.groups
-    return process.app_groups.get(
-        snap.body["metadata"].get("namespace"), snap.apps,
-        lambda bodies: LabelGroups((a["metadata"]["name"], app_labels(a)) for a in bodies),
-        version=snap.apps_version)
+def live_app_groups(rt: Runtime, namespace: str) -> LabelGroups:
+    """The namespace's apps by labels, without those the API server said are gone
+    although no watch event said so yet (rare: then the bodies are grouped afresh)."""
+    if not len(rt.process.gone):
+        return rt.facts.label_groups(PUBLISHED_APP.kind, namespace)
+    apps = present(rt, rt.cache.in_namespace(PUBLISHED_APP.kind, namespace))
+    return LabelGroups((a["metadata"]["name"], app_labels(a)) for a in apps)
 
 
 def _name_the_same(a: Subjects, b: Subjects) -> bool:
@@ -75,7 +66,7 @@ def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> li
     subjects. Deny still wins; the condition tells the author the outcome may surprise."""
     if policy.spec.mode != "enforce":
         return []
-    mine = set(apps.covered_by(policy.spec))
+    mine = set(apps.covered_by(policy.spec.apps))
     out = []
     for other in others:
         if (other.name == policy.name or other.spec.mode != "enforce"
@@ -83,7 +74,7 @@ def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> li
                 or other.spec.action == policy.spec.action):
             continue
         deny, allow = (policy, other) if policy.spec.action == "deny" else (other, policy)
-        if mine & set(apps.covered_by(other.spec)) and _name_the_same(deny.spec.subjects,
+        if mine & set(apps.covered_by(other.spec.apps)) and _name_the_same(deny.spec.subjects,
                                                                       allow.spec.subjects):
             out.append(other.name)
     return sorted(out)
@@ -98,8 +89,8 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot,
     except InvalidSpec as err:
         write_invalid(kube, body, err, {"inEffect": False}, process=process)
         return PassResult()
-    groups = app_groups(process, snap)
-    matched = groups.covered_by(policy.spec)
+    groups = snap.groups
+    matched = groups.covered_by(policy.spec.apps)
     in_effect = policy.spec.mode == "enforce"
     clash = conflicts(policy, valid_policies(snap.policies, snap.policies_version), groups)
     fields: dict[str, Any] = {"matchedApps": matched[:MAX_LISTED_APPS],
@@ -134,17 +125,11 @@ def _keys(rt: Runtime, key: Key, old: Facts | None, new: Facts | None
 
 def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
     assert body is not None and rt.kube is not None
-    process = rt.process
-    apps_version = (namespace, rt.facts.version(PUBLISHED_APP.kind, namespace),
-                    process.gone.version)
-    groups = known_app_groups(process, namespace, apps_version)
-    apps = [] if groups is not None else present(
-        rt, rt.cache.in_namespace(PUBLISHED_APP.kind, namespace))
     policies, version = policies_of(rt, namespace)
-    snap = PolicySnapshot(body, apps, policies, apps_version=apps_version, groups=groups,
+    snap = PolicySnapshot(body, live_app_groups(rt, namespace), policies,
                           policies_version=version,
                           dry_run=rt.portal_stats.dry_run(namespace, name))
-    kube, settings = rt.kube, rt.settings
+    kube, settings, process = rt.kube, rt.settings, rt.process
     return lambda: reconcile_policy(kube, settings, snap, process)
 
 

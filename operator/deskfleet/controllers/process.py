@@ -15,8 +15,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..memo import Memo
-from ..policy.selection import LabelGroups, PolicySet
+from ..policy.selection import PolicySet
 from .events import EventRecorder
 from .pacing import Pacing
 from .session_ends import SessionEnds
@@ -149,10 +148,6 @@ class ProcessState:
     startup: StartupTimes = field(default_factory=StartupTimes)  # per pool
     session_ends: SessionEnds = field(default_factory=SessionEnds)  # per pool
     tls_secrets: SecretChecker = field(default_factory=SecretChecker)  # apps.py
-    # Grouping 10,000 apps takes tens of milliseconds, and while apps turn Ready their
-    # bodies change every moment though their labels do not: kept per namespace by the
-    # apps' version (policies.py), so a round of 2,000 policy passes groups them once.
-    app_groups: Memo[LabelGroups] = field(default_factory=Memo)
     # Posts Events from its own thread once started (controllers/handlers.py), inline
     # before that and in a pass run on its own.
     events: EventRecorder = field(default_factory=EventRecorder)

@@ -127,21 +127,74 @@ def covering(policies: Iterable[Policy], app_name: str,
     return _covering(policies, app_name, app_labels)
 
 
+LabelSet = tuple[tuple[str, str], ...]
+
+
+def label_set(labels: Mapping[str, str]) -> LabelSet:
+    return tuple(sorted(labels.items()))
+
+
+class GroupedLabels:
+    """Names grouped by their labels, kept up to date one object at a time (the watch
+    handlers feed it each app's labels as they change), so a policy pass does not
+    regroup a namespace's 10,000 apps whenever one of them arrives. Not thread-safe:
+    updated and read on the event loop; `frozen` is what a worker may hold."""
+
+    def __init__(self) -> None:
+        self._groups: dict[LabelSet, set[str]] = {}
+        self._frozen: LabelGroups | None = None
+
+    def move(self, name: str, old: Mapping[str, str] | None,
+             new: Mapping[str, str] | None) -> None:
+        """`name`'s labels went from `old` to `new` (None: it was not there / is gone)."""
+        before = label_set(old) if old is not None else None
+        after = label_set(new) if new is not None else None
+        if before == after:
+            return
+        if before is not None and (names := self._groups.get(before)) is not None:
+            names.discard(name)
+            if not names:
+                del self._groups[before]
+        if after is not None:
+            self._groups.setdefault(after, set()).add(name)
+        self._frozen = None
+
+    def frozen(self) -> LabelGroups:
+        """An immutable copy, made again only after a change."""
+        if self._frozen is None:
+            self._frozen = LabelGroups.of(self._groups)
+        return self._frozen
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+
 class LabelGroups:
     """A namespace's apps grouped by their labels: which apps a policy covers is then
     one selector check per label set, not one per app."""
 
     def __init__(self, apps: Iterable[tuple[str, Mapping[str, str]]]) -> None:
-        groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        groups: dict[LabelSet, set[str]] = {}
         for name, labels in apps:
-            groups.setdefault(tuple(sorted(labels.items())), []).append(name)
-        self._groups = [(dict(labels), names) for labels, names in groups.items()]
-        self._names = frozenset(n for names in groups.values() for n in names)
+            groups.setdefault(label_set(labels), set()).add(name)
+        self._set(groups)
 
-    def covered_by(self, policy_spec: AccessPolicySpec) -> list[str]:
-        """The names `app_selected` is true for, sorted."""
-        out = {n for n in policy_spec.apps.names if n in self._names}
-        selector = policy_spec.apps.selector
+    @classmethod
+    def of(cls, groups: Mapping[LabelSet, Iterable[str]]) -> LabelGroups:
+        """From apps already grouped (GroupedLabels keeps a namespace's so)."""
+        self = cls.__new__(cls)
+        self._set(groups)
+        return self
+
+    def _set(self, groups: Mapping[LabelSet, Iterable[str]]) -> None:
+        self._groups = [(dict(labels), frozenset(names)) for labels, names in groups.items()
+                        if names]
+        self._names = frozenset().union(*(names for _, names in self._groups))
+
+    def covered_by(self, apps: AppSelection) -> list[str]:
+        """The names a policy with `apps` covers (`app_selected`), sorted."""
+        out = {n for n in apps.names if n in self._names}
+        selector = apps.selector
         if selector is not None:
             for labels, names in self._groups:
                 if selector_matches(selector, labels):
