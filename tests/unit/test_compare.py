@@ -69,3 +69,23 @@ def test_the_cache_keeps_a_configmaps_documents_as_digests_that_compare_as_the_t
     assert Digest.of(document) == Digest.of(document) and Digest.of("a") != "b"
     other = {"kind": "Secret", "data": {"x": document}}
     assert slim(other)["data"]["x"] == document and isinstance(slim(other)["data"]["x"], str)
+
+
+def test_cached_bodies_share_their_strings_and_equal_what_was_watched() -> None:
+    import json
+
+    import kopf
+
+    from deskfleet.controllers.cache import slim
+
+    def watched() -> kopf.Body:  # as decoded from a watch stream: every string anew
+        return kopf.Body(json.loads(json.dumps({**live(), "metadata": {
+            **live()["metadata"], "managedFields": [{"manager": "deskfleet"}]}})))
+
+    one, two = slim(watched()), slim(watched())
+    expected = live()
+    assert one == expected and two == expected  # nothing but managedFields left out
+    assert next(iter(one["spec"])) is next(iter(two["spec"]))  # a key, shared
+    assert one["spec"]["ports"][0]["protocol"] is two["spec"]["ports"][0]["protocol"]
+    long = "x" * 100  # long texts stay as they were: they rarely repeat
+    assert slim(kopf.Body({"data": {"a": long}}))["data"]["a"] == long
