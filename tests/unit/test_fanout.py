@@ -5,6 +5,7 @@ catalog 0.5 s, a pool's host config 2 s, a namespace's policies 5 s, a whole nam
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from deskfleet.api.accesspolicy import AppSelection
@@ -98,13 +99,48 @@ def test_pool_fans_out_to_its_apps_only_on_spec_or_readiness() -> None:
                                                       CATALOG]
 
 
-def test_policy_spec_changes_reach_the_whole_namespace_debounced() -> None:
-    old = facts("AccessPolicy", app())
-    assert policy_keys("ns", "p", old, facts("AccessPolicy", app(ready=True))) == []
-    keys = policy_keys("ns", "p", old, facts("AccessPolicy", app(generation=2)))
-    assert keys == [("AccessPolicy", "ns", "p"), Delayed(("namespace", "ns", ""), 0.2)]
+def policy(generation: int = 1, tier: str | None = "a", ready: bool = False,
+           labels: dict[str, str] | None = None) -> dict[str, Any]:
+    apps = {"selector": {"matchLabels": {"tier": tier}}} if tier else {"names": 7}
+    return {"metadata": {"generation": generation, "labels": labels or {}},
+            "spec": {"subjects": {"groups": ["g"]}, "apps": apps},
+            "status": {"conditions": [{"type": "Ready",
+                                       "status": "True" if ready else "False"}]}}
+
+
+def tiers(apps: Any) -> list[str] | None:
+    """The namespace's apps: pacs and ris in tier a (pool desk), lab in tier b (pool lab)."""
+    if not isinstance(apps.get("names", []), list):
+        return None
+    tier = apps["selector"]["matchLabels"]["tier"]
+    return {"a": ["pacs", "ris"], "b": ["lab"]}.get(tier, [])
+
+
+def pool_of(app: str) -> str:
+    return "lab" if app == "lab" else "desk"
+
+
+def test_policy_spec_changes_reach_the_apps_it_covered_or_covers() -> None:
+    old = facts("AccessPolicy", policy())
+    keys = partial(policy_keys, "ns", "p", covered=tiers, pool_of=pool_of)
+    assert keys(old, facts("AccessPolicy", policy(ready=True))) == []  # status only
     # A policy's labels select nothing and nobody reads them: nothing to do.
-    assert policy_keys("ns", "p", old, facts("AccessPolicy", app(labels={"x": "y"}))) == []
+    assert keys(old, facts("AccessPolicy", policy(labels={"x": "y"}))) == []
+    # From tier a to tier b: the apps it no longer covers and those it now does, their
+    # pools' host config, the other policies' conflicts, the catalog. Nothing else.
+    assert keys(old, facts("AccessPolicy", policy(generation=2, tier="b"))) == [
+        ("AccessPolicy", "ns", "p"), Delayed(("PublishedApp", "ns", "lab"), 0.2),
+        Delayed(("PublishedApp", "ns", "pacs"), 0.2),
+        Delayed(("PublishedApp", "ns", "ris"), 0.2), pool_config("desk"), pool_config("lab"),
+        POLICIES, CATALOG]
+    assert keys(None, facts("AccessPolicy", policy(tier="c"))) == [  # covers nothing yet
+        ("AccessPolicy", "ns", "p"), POLICIES, CATALOG]
+    assert keys(old, None) == [  # deleted: the routes it opened must close
+        ("AccessPolicy", "ns", "p"), Delayed(("PublishedApp", "ns", "pacs"), 0.2),
+        Delayed(("PublishedApp", "ns", "ris"), 0.2), pool_config("desk"), POLICIES, CATALOG]
+    # A selection that cannot be read: the whole namespace, on doubt.
+    assert keys(old, facts("AccessPolicy", policy(generation=2, tier=None))) == [
+        ("AccessPolicy", "ns", "p"), Delayed(("namespace", "ns", ""), 0.2)]
 
 
 def test_memory_returns_the_previous_facts_and_forgets_deleted_objects() -> None:

@@ -8,7 +8,9 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..api.accesspolicy import Subjects
+from pydantic import ValidationError
+
+from ..api.accesspolicy import AppSelection, Subjects
 from ..api.kinds import ACCESS_POLICY, PUBLISHED_APP
 from ..api.parse import InvalidSpec, parse
 from ..clock import format_time
@@ -120,7 +122,20 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot,
 
 def _keys(rt: Runtime, key: Key, old: Facts | None, new: Facts | None
           ) -> list[Key | Delayed]:
-    return fanout.policy_keys(key[1], key[2], old, new)
+    namespace = key[1]
+    groups = rt.facts.label_groups(PUBLISHED_APP.kind, namespace)
+
+    def covered(apps: Any) -> list[str] | None:
+        try:
+            return groups.covered_by(AppSelection.model_validate(apps or {}))
+        except ValidationError:
+            return None
+
+    def pool_of(app: str) -> str:
+        facts = rt.facts.get((PUBLISHED_APP.kind, namespace, app))
+        return str(facts["pool"]) if facts else ""
+
+    return fanout.policy_keys(namespace, key[2], old, new, covered, pool_of)
 
 
 def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
@@ -134,5 +149,5 @@ def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
 
 
 CONTROLLER = Controller(
-    kind=KIND, plural=ACCESS_POLICY.plural, snapshot=_snapshot, keys=_keys,
-    versioned_by=("generation",))
+    kind=KIND, plural=ACCESS_POLICY.plural, snapshot=_snapshot,
+    facts=fanout.policy_event_facts, keys=_keys, versioned_by=("generation",))
