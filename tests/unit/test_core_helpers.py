@@ -105,7 +105,7 @@ def test_re_checks_take_at_most_their_slots_and_changes_never_wait_for_them() ->
 
 
 def test_summaries_over_a_namespace_wait_ten_times_what_the_last_one_cost() -> None:
-    from deskfleet.controllers.pacing import DUTY, Pacing
+    from deskfleet.controllers.pacing import DUTY, MAX_WAIT, Pacing
 
     pacing = Pacing()
     catalog, policies = ("catalog", "ward", ""), ("policies", "ward", "")
@@ -117,12 +117,15 @@ def test_summaries_over_a_namespace_wait_ten_times_what_the_last_one_cost() -> N
     assert pacing.delay(("catalog", "other", ""), 0.5) == 0.5  # per namespace
     # A round of recounts: its policies' passes add up, known when the next round starts.
     for _ in range(2000):
-        pacing.record(("AccessPolicy", "ward", "p"), 0.004)
+        pacing.record(("AccessPolicy", "ward", "p"), 0.002)
     assert pacing.delay(policies, 5.0) == 5.0
     pacing.record(policies, 0.0)
-    assert abs(pacing.delay(policies, 5.0) - DUTY * 8.0) < 1e-6
+    assert abs(pacing.delay(policies, 5.0) - DUTY * 4.0) < 1e-6
     pacing.record(policies, 0.0)  # a round with no pass: back to the debounce
     assert pacing.delay(policies, 5.0) == 5.0
+    pacing.record(catalog, 30.0)  # however dear, a summary waits at most MAX_WAIT
+    assert pacing.delay(catalog, 0.5) == MAX_WAIT
+    assert pacing.delay(catalog, 2 * MAX_WAIT) == 2 * MAX_WAIT  # a debounce still holds
 
 
 def test_debounced_re_checks_are_counted_until_they_run_and_periodic_passes_never() -> None:

@@ -91,10 +91,10 @@ def reconcile_policy(kube: Kube, settings: Settings, snap: PolicySnapshot,
     except InvalidSpec as err:
         write_invalid(kube, body, err, {"inEffect": False}, process=process)
         return PassResult()
-    groups = snap.groups
-    matched = groups.covered_by(policy.spec.apps)
+    matched = snap.groups.covered_by(policy.spec.apps)
     in_effect = policy.spec.mode == "enforce"
-    clash = conflicts(policy, valid_policies(snap.policies, snap.policies_version), groups)
+    clash = conflicts(policy, valid_policies(snap.policies, snap.policies_version),
+                      snap.groups)
     fields: dict[str, Any] = {"matchedApps": matched[:MAX_LISTED_APPS],
                               "appsMatched": len(matched), "inEffect": in_effect}
     if not in_effect and snap.dry_run is not None:
