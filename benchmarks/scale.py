@@ -247,6 +247,13 @@ def run_once(state: Any, args: argparse.Namespace, index: int) -> dict[str, floa
         watch.stop()
         latencies = sorted(watch.ready_at[n] - watch.seen_at[n] for n in watch.ready_at)
         objects = len(docs)
+        if args.latencies:  # where in the run the tail sits: one line per app
+            with open(args.latencies, "a") as out:
+                for n in sorted(watch.ready_at, key=watch.seen_at.__getitem__):
+                    out.write(json.dumps({"run": index, "app": n,
+                                          "created_s": round(watch.seen_at[n] - started, 3),
+                                          "latency_s": round(watch.ready_at[n]
+                                                             - watch.seen_at[n], 3)}) + "\n")
 
         def pct(p: float) -> float:
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
@@ -288,6 +295,8 @@ def main() -> None:
                         help="seconds of quiet after convergence in which writes are counted")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--operator-log", help="append the operator's log to this file")
+    parser.add_argument("--latencies", help="append each app's creation time and latency "
+                        "to this file (JSON lines)")
     parser.add_argument("--dir", default=str(REPO / ".testbed"))
     args = parser.parse_args()
     state = testbed.up(Path(args.dir), nodes=3)

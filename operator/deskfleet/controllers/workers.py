@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from types import MappingProxyType
 
 from ..kube.client import KubeError
@@ -14,7 +13,6 @@ from ..logcontext import CURRENT_OBJECT
 from ..metrics import STATE
 from . import fanout
 from .controller import Job
-from .pass_result import PassResult
 from .registry import WATCHED, controller_for
 from .runtime import RUNTIME
 
@@ -69,12 +67,6 @@ def _object(key: tuple[str, str, str]) -> dict[str, str]:
     return {"kind": key[0], "namespace": key[1], "name": key[2]}
 
 
-def _timed(job: Job) -> tuple[PassResult, float]:
-    """The job's outcome and the CPU time its thread spent on it (pacing.py)."""
-    start = time.thread_time()
-    return job(), time.thread_time() - start
-
-
 async def worker() -> None:
     loop = asyncio.get_running_loop()
     queue = RUNTIME.queue
@@ -86,7 +78,6 @@ async def worker() -> None:
             queue.done(key)
             continue
         started = loop.time()
-        cpu = 0.0
         failed = False
         CURRENT_OBJECT.set(_object(key))
         try:
@@ -94,8 +85,7 @@ async def worker() -> None:
             if job is not None:
                 # The thread runs in a copy of this context, so its log lines name the object.
                 context = contextvars.copy_context()
-                outcome, cpu = await loop.run_in_executor(RUNTIME.executor, context.run,
-                                                          _timed, job)
+                outcome = await loop.run_in_executor(RUNTIME.executor, context.run, job)
                 if outcome.errors:
                     failed = True
                     log.warning("reconcile incomplete, will retry",
@@ -120,7 +110,7 @@ async def worker() -> None:
             if delay:
                 log.info("retrying in %.1fs", delay)
             took = loop.time() - started
-            RUNTIME.process.pacing.record(key, cpu)
+            RUNTIME.process.pacing.record(key, took)
             RUNTIME.on_reconciled(key[0], took, failed)
 
 
