@@ -380,3 +380,41 @@ def test_baseline_controls_are_the_strictest_grant_not_the_combination() -> None
     assert baseline["idleTimeoutSeconds"] == 3600
     alone = evaluate([home, office], "epr", {}, request(groups=("clinicians",)))
     assert alone.controls is not None and alone.controls.clipboard_to_client is False
+
+
+def test_a_policy_set_rebuilt_for_a_new_policy_parses_only_that_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskfleet.policy import enforcement
+
+    parsed: list[str] = []
+
+    def counting(body: dict[str, Any]) -> Any:
+        parsed.append(body["metadata"]["name"])
+        return parse(body)
+
+    monkeypatch.setattr(enforcement, "parse", counting)
+    monkeypatch.setattr(enforcement, "_PARSED", {})
+
+    def policy(i: int, generation: int = 1, **labels: str) -> dict[str, Any]:
+        return {"apiVersion": "deskfleet.io/v1alpha1", "kind": "AccessPolicy",
+                "metadata": {"name": f"p{i}", "namespace": "ward", "uid": f"u{i}",
+                             "generation": generation, "labels": labels},
+                "spec": {"subjects": {"groups": [f"g{i}"]}, "apps": {"selector": {}},
+                         "priority": i}}
+
+    bodies = [policy(i) for i in range(50)]
+    first = enforcement.valid_policies(bodies, version=("policies", "ward", 50))
+    assert len(first) == 50 and len(parsed) == 50
+    bodies.append(policy(50))  # one more arrives: the version moves
+    second = enforcement.valid_policies(bodies, version=("policies", "ward", 51))
+    assert len(second) == 51 and parsed[50:] == ["p50"]
+    bodies[3] = policy(3, generation=2)  # an edit, and a relabel: parsed again
+    bodies[4] = policy(4, team="ward-7")
+    third = enforcement.valid_policies(bodies, version=("policies", "ward", 52))
+    assert parsed[51:] == ["p3", "p4"] and next(p for p in third if p.name == "p4").labels == {
+        "team": "ward-7"}
+    bad = policy(60)
+    bad["spec"]["apps"] = {"names": ["Not A Name"]}  # only the operator can judge it
+    assert len(enforcement.valid_policies([*bodies, bad], version=("p", "w", 53))) == 51
+    enforcement.valid_policies([*bodies, bad], version=("p", "w", 54))
+    assert parsed.count("p60") == 1  # an invalid one is remembered as such too

@@ -34,14 +34,34 @@ def valid_policies(bodies: list[dict[str, Any]], version: Hashable | None = None
     return _VALID.get(namespace, bodies, _parse_valid, version=version)
 
 
+# Each policy parsed once per what parsing reads of it (None: invalid). While 2,000
+# policies arrive each arrival moves the version, and every pass rebuilt the set by
+# parsing all of them again: a sixth of the operator's CPU at 10,000 apps (py-spy).
+_PARSED: dict[Hashable, Policy | None] = {}
+_PARSED_MAX = 50_000
+_UNSEEN = object()  # one lookup (workers share the dict; another may clear it meanwhile)
+
+
+def _parsed(body: dict[str, Any]) -> Policy | None:
+    meta = body.get("metadata") or {}
+    uid, generation = meta.get("uid"), meta.get("generation")
+    key = (uid, generation, tuple(sorted((meta.get("labels") or {}).items()))) \
+        if uid and generation else None
+    if key is not None and (kept := _PARSED.get(key, _UNSEEN)) is not _UNSEEN:
+        return kept  # type: ignore[return-value]
+    try:
+        policy: Policy | None = parse(body)
+    except InvalidSpec:
+        policy = None
+    if key is not None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()  # deleted policies' entries go too; the live ones refill
+        _PARSED[key] = policy
+    return policy
+
+
 def _parse_valid(bodies: Sequence[dict[str, Any]]) -> PolicySet:
-    out = []
-    for body in bodies:
-        try:
-            out.append(parse(body))
-        except InvalidSpec:
-            continue
-    return PolicySet(out)
+    return PolicySet(p for p in map(_parsed, bodies) if p is not None)
 
 
 def app_labels(body: dict[str, Any]) -> dict[str, str]:
