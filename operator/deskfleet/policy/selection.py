@@ -4,6 +4,7 @@ label-selector semantics, so `kubectl get papp -l ...` and a policy agree on the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
 from typing import Any, TypeVar, cast
 
 from ..api.accesspolicy import AccessPolicySpec, AppSelection
@@ -80,14 +81,18 @@ class PolicySet(tuple[Policy, ...]):
     covering policies alone (an app's route access, its session config) is kept the
     same way, through `per_app`."""
 
-    _named: frozenset[str]
     _answers: dict[tuple[str, tuple[str, tuple[tuple[str, str], ...]]], Any]
 
     def __new__(cls, policies: Iterable[Policy]) -> PolicySet:
         self = super().__new__(cls, policies)
-        self._named = frozenset(n for p in self for n in p.spec.apps.names)
         self._answers = {}
         return self
+
+    @cached_property
+    def _named(self) -> frozenset[str]:
+        # Only once asked: a policy pass, which never asks, rebuilds the set on every
+        # policy that arrives.
+        return frozenset(n for p in self for n in p.spec.apps.names)
 
     def per_app(self, question: str, app_name: str, app_labels: Mapping[str, str],
                 answer: Callable[[], T]) -> T:
