@@ -201,7 +201,11 @@ def test_an_app_deleted_while_the_watches_reconnect_is_forgotten(
         os.killpg(operator.proc.pid, signal.SIGCONT)
     resumed = log_size(operator)
     try:
-        wait_until(lambda: catalog_apps(bed, namespace) == {"epr"}, timeout=15,
+        # A chain of reconnections: Kopf's watches retry the restarted API server with
+        # growing delays (1, 1, 2, 3, 5 s...), the garbage collector deletes the app's
+        # route, and that event makes the app's pass find it gone. 7-11 s alone here;
+        # over 15 s once in a full CI run.
+        wait_until(lambda: catalog_apps(bed, namespace) == {"epr"}, timeout=45,
                    what="the deleted app to leave the catalog")
         quiet = log_size(operator)
         time.sleep(3)  # a window in which the deleted app's route must not come back
