@@ -22,6 +22,7 @@ from ..metrics import (
     PoolMetrics,
 )
 from ..policy.enforcement import app_labels, app_session_config, valid_policies
+from ..policy.selection import label_set
 from ..render.configdata import DocumentTooLarge
 from ..render.pool import Pool, build_pool_children, host_selector
 from ..scaling.decide import Decision, Demand, Memory
@@ -128,7 +129,7 @@ def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot,
     and the policies: at 500 pools rendering alone took most of a core."""
     policies = valid_policies(snap.policies, snap.policies_version)
     key = (pool.uid, pool.name, pool.namespace, snap.body["metadata"].get("generation"),
-           tuple((a["metadata"]["name"], tuple(sorted(app_labels(a).items())))
+           tuple((a["metadata"]["name"], label_set(app_labels(a)))
                  for a in snap.apps))
     slot = (pool.namespace, pool.name)
     kept = kept_rendered.get(slot) if kept_rendered is not None else None

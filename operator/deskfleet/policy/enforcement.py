@@ -15,7 +15,7 @@ from .controls import combine_controls, most_restrictive
 from .explain import rows_to_dict
 from .gateway import route_access, who_can_open
 from .model import RouteAccess
-from .selection import PolicySet, covering
+from .selection import PolicySet, covering, label_set
 
 Policy = Resource[AccessPolicySpec]
 T = TypeVar("T")
@@ -45,8 +45,9 @@ _UNSEEN = object()  # one lookup (workers share the dict; another may clear it m
 def _parsed(body: dict[str, Any]) -> Policy | None:
     meta = body.get("metadata") or {}
     uid, generation = meta.get("uid"), meta.get("generation")
-    key = (uid, generation, tuple(sorted((meta.get("labels") or {}).items()))) \
-        if uid and generation else None
+    key = None
+    if uid and generation:
+        key = (uid, generation, label_set(meta.get("labels") or {}))
     if key is not None and (kept := _PARSED.get(key, _UNSEEN)) is not _UNSEEN:
         return kept  # type: ignore[return-value]
     try:

@@ -71,6 +71,13 @@ def ordered(policies: Iterable[Policy]) -> list[Policy]:
     return out
 
 
+LabelSet = tuple[tuple[str, str], ...]
+
+
+def label_set(labels: Mapping[str, str]) -> LabelSet:
+    return tuple(sorted(labels.items()))
+
+
 class PolicySet(tuple[Policy, ...]):
     """A namespace's valid policies, with answers about apps kept.
 
@@ -81,7 +88,7 @@ class PolicySet(tuple[Policy, ...]):
     covering policies alone (an app's route access, its session config) is kept the
     same way, through `per_app`."""
 
-    _answers: dict[tuple[str, tuple[str, tuple[tuple[str, str], ...]]], Any]
+    _answers: dict[tuple[str, tuple[str, LabelSet]], Any]
 
     def __new__(cls, policies: Iterable[Policy]) -> PolicySet:
         self = super().__new__(cls, policies)
@@ -100,7 +107,7 @@ class PolicySet(tuple[Policy, ...]):
         answer must depend on the app only through the policies covering it, and is
         shared: callers must not change it."""
         key = (question, (app_name if app_name in self._named else "",
-                          tuple(sorted(app_labels.items()))))
+                          label_set(app_labels)))
         if key not in self._answers:
             self._answers[key] = answer()
         return cast(T, self._answers[key])
@@ -130,13 +137,6 @@ def covering(policies: Iterable[Policy], app_name: str,
     if isinstance(policies, PolicySet):
         return list(policies.covering(app_name, app_labels))
     return _covering(policies, app_name, app_labels)
-
-
-LabelSet = tuple[tuple[str, str], ...]
-
-
-def label_set(labels: Mapping[str, str]) -> LabelSet:
-    return tuple(sorted(labels.items()))
 
 
 class GroupedLabels:
