@@ -4,7 +4,7 @@ and the pools' host config, which are re-rendered whenever a policy changes.)"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from ..conditions import Cond
 from ..kube.client import Kube
 from ..metrics import STATE, PolicyMetrics
 from ..policy.enforcement import Policy, app_labels, valid_policies
-from ..policy.selection import LabelGroups
+from ..policy.selection import LabelGroups, PolicySet
 from ..portal_stats import DryRunFigures
 from ..settings import Settings
 from . import fanout
@@ -63,18 +63,18 @@ def _name_the_same(a: Subjects, b: Subjects) -> bool:
     return bool(set(a.groups) & set(b.groups) or set(a.users) & set(b.users))
 
 
-def conflicts(policy: Policy, others: Iterable[Policy], apps: LabelGroups) -> list[str]:
+def conflicts(policy: Policy, others: PolicySet, apps: LabelGroups) -> list[str]:
     """Enforced policies of the same priority and opposite action over shared apps and
     subjects. Deny still wins; the condition tells the author the outcome may surprise."""
     if policy.spec.mode != "enforce":
         return []
+    rivals = [other for other in others.enforced_by_priority.get(policy.spec.priority, ())
+              if other.name != policy.name and other.spec.action != policy.spec.action]
+    if not rivals:
+        return []
     mine = set(apps.covered_by(policy.spec.apps))
     out = []
-    for other in others:
-        if (other.name == policy.name or other.spec.mode != "enforce"
-                or other.spec.priority != policy.spec.priority
-                or other.spec.action == policy.spec.action):
-            continue
+    for other in rivals:
         deny, allow = (policy, other) if policy.spec.action == "deny" else (other, policy)
         if mine & set(apps.covered_by(other.spec.apps)) and _name_the_same(deny.spec.subjects,
                                                                       allow.spec.subjects):
