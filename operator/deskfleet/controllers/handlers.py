@@ -1,7 +1,9 @@
 """Kopf registrations. Thin by design: indexes cache what the watches deliver, event
-handlers only enqueue the keys an event affects, and workers reconcile keys. The event
-handlers are coroutines so that they run on the event loop, which owns the work queue
-(Kopf runs plain functions in a thread pool).
+handlers only enqueue the keys an event affects, and workers reconcile keys. Index and
+event handlers are coroutines, so that they run on the event loop, which owns the work
+queue: Kopf runs plain functions in a thread pool, and at 10,000 apps the hand-over to a
+thread and back, for each of an event's handlers, waited on the interpreter behind the
+reconciles' threads.
 
 Kopf's own per-object state (progress annotations, finalizers) is never used: event
 and index handlers store nothing on the objects, so a quiet cluster sees no writes,
@@ -43,14 +45,16 @@ CHILD_RESOURCES = tuple((t.api_version, t.plural) for t in CHILD_TYPES)
 # --- deskfleet's kinds: one index and one event handler each, from the declarations -----
 
 def _object_index(ctl: Controller) -> Any:
-    def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any
+                    ) -> dict[Any, Any]:
         assert namespace  # every deskfleet kind is namespaced
         return index_cache.object_entries(namespace, name, index_cache.slim(body, ctl.meta))
     return index
 
 
 def _further_index(fn: IndexFn) -> Any:
-    def index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any
+                    ) -> dict[Any, Any]:
         return fn(namespace, name, body) if namespace else {}
     return index
 
@@ -85,12 +89,12 @@ for _ctl in WATCHED:
 
 # --- what the operator renders, and its hosts ---------------------------------------------
 
-def _children_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _children_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     key = index_cache.child_key(body)
     return {key: index_cache.slim(body)} if key else {}
 
 
-def _catalogs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def _catalogs_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     labels = body.get("metadata", {}).get("labels") or {}
     if labels.get("app.kubernetes.io/component") != CATALOG_COMPONENT[
             "app.kubernetes.io/component"]:
@@ -105,7 +109,7 @@ kopf.index("v1", "configmaps", labels=MANAGED, id=index_cache.CATALOGS)(_catalog
 
 
 @kopf.index("v1", "pods", labels={POOL_LABEL: kopf.PRESENT})
-def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def pods_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
     key = index_cache.pod_key(body)
     if not key:
         return {}
