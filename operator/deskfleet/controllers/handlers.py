@@ -29,7 +29,8 @@ from ..render.catalog import CATALOG_COMPONENT
 from ..render.meta import MANAGED_BY, POOL_LABEL
 from . import cache as index_cache
 from . import fanout
-from .controller import Controller, IndexFn
+from .controller import Controller
+from .diffbase import NoDiffBase
 from .leader import LeaderElector
 from .portal_stats import collect as collect_portal_stats
 from .registry import OWNER_OF_CHILD, WATCHED
@@ -48,14 +49,9 @@ def _object_index(ctl: Controller) -> Any:
     async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any
                     ) -> dict[Any, Any]:
         assert namespace  # every deskfleet kind is namespaced
-        return index_cache.object_entries(namespace, name, index_cache.slim(body, ctl.meta))
-    return index
-
-
-def _further_index(fn: IndexFn) -> Any:
-    async def index(namespace: str | None, name: str, body: kopf.Body, **_: Any
-                    ) -> dict[Any, Any]:
-        return fn(namespace, name, body) if namespace else {}
+        return index_cache.object_entries(
+            namespace, name, index_cache.slim(body, ctl.meta),
+            {index_id: fn(namespace, name, body) for index_id, fn in ctl.indexes})
     return index
 
 
@@ -79,11 +75,9 @@ def _event_handler(ctl: Controller) -> Any:
 
 for _ctl in WATCHED:
     assert _ctl.plural
-    RUNTIME.cache.watch(_ctl.kind, _ctl.plural)
+    RUNTIME.cache.watch(_ctl.kind, _ctl.plural, (_id for _id, _ in _ctl.indexes))
     kopf.index(GROUP, VERSION, _ctl.plural, id=index_cache.objects_index(_ctl.plural))(
         _object_index(_ctl))
-    for _id, _fn in _ctl.indexes:
-        kopf.index(GROUP, VERSION, _ctl.plural, id=_id)(_further_index(_fn))
     kopf.on.event(GROUP, VERSION, _ctl.plural, id=f"{_ctl.kind}_event")(_event_handler(_ctl))
 
 
@@ -157,6 +151,7 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.watching.label_selectors[key] = "app.kubernetes.io/managed-by=deskfleet"
     settings.watching.label_selectors["pods"] = POOL_LABEL
     settings.posting.level = logging.WARNING
+    settings.persistence.diffbase_storage = NoDiffBase()
     RUNTIME.kube = Kube(load_api_client())
     RUNTIME.executor = ThreadPoolExecutor(max_workers=RUNTIME.settings.workers,
                                           thread_name_prefix="reconcile")
