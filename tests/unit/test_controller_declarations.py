@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from deskfleet.api.kinds import KINDS
-from deskfleet.controllers.cache import APPS_BY_POOL, Cache
+from deskfleet.controllers.cache import APPS_BY_POOL, ROUTES, Cache, object_entries
 from deskfleet.controllers.registry import CONTROLLERS, OWNER_OF_CHILD, WATCHED, controller_for
 from deskfleet.controllers.runtime import Runtime
 
@@ -53,3 +53,20 @@ def test_other_owners_map_a_child_event_to_themselves_only() -> None:
     assert app is not None
     key = ("PublishedApp", "ward", "epr")
     assert app.child_keys(Runtime(), key) == [key]
+
+
+def test_a_kinds_further_indexes_share_its_one_kopf_index_without_mixing_keys() -> None:
+    cache = Cache()
+    cache.watch("PublishedApp", "publishedapps", [APPS_BY_POOL, ROUTES])
+    body = {"metadata": {"name": "epr", "namespace": "ward"}}
+    entries = object_entries("ward", "epr", body, {
+        APPS_BY_POOL: {("ward", "desk"): "epr"},
+        ROUTES: {("ward", "desk"): "a route claim"}})  # the same key in two indexes
+    cache.indexes = {"objects_publishedapps": {k: [v] for k, v in entries.items()}}
+    assert cache.lookup(APPS_BY_POOL, ("ward", "desk")) == ["epr"]
+    assert cache.lookup(ROUTES, ("ward", "desk")) == ["a route claim"]
+    assert cache.get("PublishedApp", "ward", "epr") is body
+    assert cache.in_namespace("PublishedApp", "ward") == [body]
+    assert cache.keys_of("PublishedApp") == [("PublishedApp", "ward", "epr")]
+    assert cache.namespaces_with("PublishedApp", "epr") == ("ward",)
+    assert cache.namespaces() == ["ward"]

@@ -61,7 +61,8 @@ class Controller:
     # on which answers computed over all its objects are kept.
     versioned_by: tuple[str, ...] = ()
     meta: tuple[str, ...] = OBJECT_META  # the metadata its index keeps
-    # Further indexes on the same watch: (Kopf handler id, function).
+    # Further indexes on the same watch: (name, function); held in the kind's one Kopf
+    # index under `cache.Further` keys.
     indexes: tuple[tuple[str, IndexFn], ...] = ()
     owns_children: bool = False  # its children's events queue it (and RBAC: finalizers)
     # Which keys an event on one of its children concerns (the index already holds the
