@@ -202,8 +202,10 @@ def test_a_host_config_too_large_even_compressed_keeps_the_live_one() -> None:
 def test_a_pool_is_rendered_again_only_when_its_inputs_change() -> None:
     """Scaling passes (every 30 s per pool) reuse the rendering; a new app label, a
     policy's new spec or the pool's new generation do not."""
+    from deskfleet.controllers.cache import slim
     from deskfleet.controllers.pools import PoolSnapshot, _rendered
     from deskfleet.controllers.process import RenderedChildren
+    from deskfleet.kube.compare import Digest
 
     body = next(d for d in EXAMPLES if d["metadata"]["name"] == "clinical-desktop")
     body = {**body, "metadata": {**body["metadata"], "uid": "uid-r", "generation": 1}}
@@ -216,20 +218,36 @@ def test_a_pool_is_rendered_again_only_when_its_inputs_change() -> None:
     pool = parse(body)
     kept = RenderedChildren()  # the operator process's: ProcessState.rendered
 
+    live: list[dict[str, Any]] = []  # as the cache holds them: documents as digests
+
     def render(app_labels: dict[str, str], generation: int = 1,
                policy_generation: int = 1) -> list[dict[str, Any]]:
         a = {**app, "metadata": {**app["metadata"], "labels": app_labels}}
         p = {**policy, "metadata": {**policy["metadata"], "generation": policy_generation}}
         b = {**body, "metadata": {**body["metadata"], "generation": generation}}
-        return _rendered(pool, Settings(), PoolSnapshot(b, [], apps=[a], policies=[p]),
-                         kept)[0]
+        children = _rendered(pool, Settings(), PoolSnapshot(b, live, apps=[a], policies=[p]),
+                             kept)[0]
+        live[:] = [slim(c) for c in children]  # applied
+        return children
+
+    def documents(children: list[dict[str, Any]]) -> list[Any]:
+        return [v for c in children if c["kind"] == "ConfigMap"
+                for part in ("data", "binaryData") for v in (c.get(part) or {}).values()]
 
     first = render({"tier": "a"})
-    assert render({"tier": "a"}) is first  # a status write changed nothing it reads
-    assert render({"tier": "b"}) is not first
+    assert all(isinstance(d, str) for d in documents(first))  # rendered: what to apply
+    again = render({"tier": "a"})  # a status write changed nothing it reads
+    assert again is render({"tier": "a"}) and again is not first
+    assert all(isinstance(d, Digest) for d in documents(again))  # kept: only compared
+    assert documents(again) == documents(first)
+    assert render({"tier": "b"}) is not again
     assert render({"tier": "b"}, generation=2) is not render({"tier": "b"})
     assert render({"tier": "b"}, policy_generation=2) is not render({"tier": "b"})
     latest = render({"tier": "b"})
+    assert render({"tier": "b"}) is latest
+    live[:] = [c for c in live if c["kind"] != "ConfigMap"]  # deleted by hand
+    restored = render({"tier": "b"})
+    assert restored is not latest and all(isinstance(d, str) for d in documents(restored))
     assert len(kept) == 1  # one entry per pool, until the pool goes
     kept.forget((pool.namespace, pool.name))
     assert len(kept) == 0 and render({"tier": "b"}) is not latest

@@ -63,15 +63,22 @@ def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict
     asks whether the live documents are the ones it rendered. Strings are `interned`:
     tens of thousands of bodies are held."""
     meta = body.get("metadata", {})
-    out = {k: v for k, v in body.items() if k != "metadata"}
+    out = digested({k: v for k, v in body.items() if k != "metadata"})
     out["metadata"] = {k: meta[k] for k in meta_keys if k in meta}
-    if body.get("kind") == "ConfigMap":
-        for part in ("data", "binaryData"):
-            if isinstance(out.get(part), dict):
-                out[part] = {k: Digest.of(v) if isinstance(v, str) else v
-                             for k, v in out[part].items()}
     result: dict[str, Any] = interned(out)
     return result
+
+
+def digested(body: dict[str, Any]) -> dict[str, Any]:
+    """`body`, and if it is a ConfigMap, with each document replaced by its Digest."""
+    if body.get("kind") != "ConfigMap":
+        return body
+    out = dict(body)
+    for part in ("data", "binaryData"):
+        if isinstance(out.get(part), dict):
+            out[part] = {k: Digest.of(v) if isinstance(v, str) else v
+                         for k, v in out[part].items()}
+    return out
 
 
 @dataclass(frozen=True)

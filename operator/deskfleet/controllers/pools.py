@@ -14,6 +14,7 @@ from ..api.parse import InvalidSpec, parse
 from ..clock import format_time, parse_time, real_now
 from ..conditions import Cond
 from ..kube.client import Kube
+from ..kube.compare import needs_apply
 from ..metrics import (
     ROLLOUTS_COMPLETED,
     ROLLOUTS_STARTED,
@@ -28,7 +29,7 @@ from ..render.pool import Pool, build_pool_children, host_selector
 from ..scaling.decide import Decision, Demand, Memory
 from ..settings import Settings
 from . import fanout
-from .cache import APPS_BY_POOL
+from .cache import APPS_BY_POOL, digested
 from .children import sync_children
 from .controller import Body, Controller, Job, policies_of
 from .drain_report import report_drains
@@ -115,18 +116,20 @@ def _desired_children(pool: Pool, settings: Settings, apps: dict[str, Any],
         return kept + rest, str(err)
 
 
-def _config_bytes(children: list[dict[str, Any]]) -> int:
-    return sum(len(value) for c in children if c["kind"] == "ConfigMap"
-               for part in ("data", "binaryData") for value in (c.get(part) or {}).values())
+def _kept_bytes(children: list[dict[str, Any]]) -> int:
+    """What a kept rendering holds, roughly: its documents are digests."""
+    return 1024 * len(children)
 
 
 def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot,
               kept_rendered: RenderedChildren | None = None
               ) -> tuple[list[dict[str, Any]], str | None]:
     """The pool's children, from `kept_rendered` (ProcessState.rendered) while their
-    inputs are the same. A pool is passed every scaling period and on every change of
-    its hosts, but its children change only with its spec, its apps' names and labels,
-    and the policies: at 500 pools rendering alone took most of a core."""
+    inputs are the same and the live children are what it holds. A pool is passed every
+    scaling period and on every change of its hosts, but its children change only with
+    its spec, its apps' names and labels, and the policies: at 500 pools rendering alone
+    took most of a core. What is kept holds the host config's digest, not the document
+    (up to 900 KiB a pool, 64 MiB at 500 pools): a pass that must write renders again."""
     policies = valid_policies(snap.policies, snap.policies_version)
     key = (pool.uid, pool.name, pool.namespace, snap.body["metadata"].get("generation"),
            tuple((a["metadata"]["name"], label_set(app_labels(a)))
@@ -134,14 +137,18 @@ def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot,
     slot = (pool.namespace, pool.name)
     kept = kept_rendered.get(slot) if kept_rendered is not None else None
     if kept is not None and kept.key == key and kept.policies is policies:
-        return kept.children, None
+        live = {(c["kind"], c["metadata"]["name"]): c for c in snap.children}
+        if not any(needs_apply(c, live.get((c["kind"], c["metadata"]["name"])))
+                   for c in kept.children):
+            return kept.children, None
     apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
                                                       app_labels(a))
             for a in snap.apps}
     children, error = _desired_children(pool, settings, apps, snap.children)
     if error is None and kept_rendered is not None:
         # kept only when it does not depend on the live children
-        kept_rendered.put(slot, Rendered(key, policies, children, _config_bytes(children)))
+        held = [digested(c) for c in children]
+        kept_rendered.put(slot, Rendered(key, policies, held, _kept_bytes(held)))
     return children, error
 
 

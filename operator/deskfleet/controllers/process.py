@@ -23,7 +23,7 @@ from .startup import StartupTimes
 from .tls_secrets import SecretChecker
 
 GONE_CAPACITY = 10_000
-RENDERED_BUDGET = 64 * 1024 * 1024  # bytes of host config kept rendered
+RENDERED_BUDGET = 64 * 1024 * 1024  # bytes kept rendered (pools.py: digests, not documents)
 
 
 class Gone:
@@ -99,14 +99,14 @@ class WrittenReplicas:
 class Rendered:
     key: Hashable  # what the rendering read
     policies: PolicySet  # the valid policies it read (compared by identity)
-    children: list[dict[str, Any]]
-    size: int  # bytes of host config
+    children: list[dict[str, Any]]  # the ConfigMaps' documents as digests
+    size: int  # bytes held, roughly
 
 
 class RenderedChildren:
     """Each pool's rendered children, kept while their inputs are the same, within a
-    memory budget (a host config may be up to 900 KiB): rendering twenty apps each
-    granted by 200 policies takes ~15 ms, and a pool is passed every scaling period.
+    memory budget: rendering twenty apps each granted by 200 policies takes ~15 ms, and a
+    pool is passed every scaling period.
     Keyed by pool (namespace, name); an entry goes with its pool."""
 
     def __init__(self, budget: int = RENDERED_BUDGET) -> None:
