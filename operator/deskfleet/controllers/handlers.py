@@ -50,7 +50,7 @@ def _object_index(ctl: Controller) -> Any:
                     ) -> dict[Any, Any]:
         assert namespace  # every deskfleet kind is namespaced
         return index_cache.object_entries(
-            namespace, name, index_cache.slim(body, ctl.meta),
+            namespace, name, index_cache.slim(body, ctl.meta, ctl.compared_status),
             {index_id: fn(namespace, name, body) for index_id, fn in ctl.indexes})
     return index
 
@@ -152,6 +152,10 @@ async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.label_selectors["pods"] = POOL_LABEL
     settings.posting.level = logging.WARNING
     settings.persistence.diffbase_storage = NoDiffBase()
+    # Kopf keeps a worker per object for this long after its last event, holding that
+    # event's whole body (managedFields and all): 5 s by default, during a burst
+    # thousands of bodies no one reads again. A new event starts a new worker.
+    settings.queueing.idle_timeout = 1.0
     RUNTIME.kube = Kube(load_api_client())
     RUNTIME.executor = ThreadPoolExecutor(max_workers=RUNTIME.settings.workers,
                                           thread_name_prefix="reconcile")
