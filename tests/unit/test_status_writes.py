@@ -97,3 +97,28 @@ def test_an_invalid_spec_is_reported_by_field() -> None:
 
 def test_none_stays_none_to_clear_what_was_written_before() -> None:
     assert status_document("SessionHostPool", {"rollout": None}) == {"rollout": None}
+
+
+def test_a_status_list_the_cache_keeps_as_a_digest_compares_as_the_list() -> None:
+    """An app's `allowedBy` is held by the operator's cache as a digest (cache.slim,
+    `Controller.compared_status`): the pass must still write nothing when it is the same
+    list and write when one name differs."""
+    from deskfleet.controllers.cache import slim
+    from deskfleet.controllers.registry import controller_for
+    from deskfleet.kube.compare import ValueDigest
+
+    app = controller_for("PublishedApp")
+    assert app is not None and app.compared_status == ("allowedBy",)
+    names = [f"policy-{i}" for i in range(200)]
+    kube = RecordingKube()
+    fields = {"url": "https://desk.example.org/epr", "allowedBy": names}
+    write_status(kube, body("PublishedApp"), fields, [Cond("Ready", True, "RouteOpen", "")])
+    written = kube.patches[0]["patch"]["status"]
+    cached = slim(body("PublishedApp", written), compared_status=app.compared_status)
+    assert isinstance(cached["status"]["allowedBy"], ValueDigest)
+    assert cached["status"]["url"] == fields["url"] and cached["status"]["conditions"]
+
+    assert not write_status(kube, cached, fields, [Cond("Ready", True, "RouteOpen", "")])
+    assert write_status(kube, cached, {**fields, "allowedBy": names[:-1]},
+                        [Cond("Ready", True, "RouteOpen", "")])
+    assert kube.patches[-1]["patch"]["status"]["allowedBy"] == names[:-1]

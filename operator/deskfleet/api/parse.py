@@ -46,12 +46,17 @@ def describe(err: ValidationError) -> list[str]:
 # as immutable everywhere (builders copy what they render).
 _SPECS: dict[tuple[str, str, int], Any] = {}
 _SPECS_MAX = 50_000
+# Only the kinds other objects' passes read: a pool by each pass of its apps, a policy by
+# every app's and pool's pass. An app's spec is read by its own passes and the catalog's,
+# and validating it again takes some 10 us; 10,000 of them kept took 20 MB.
+_KEPT_KINDS = frozenset({"SessionHostPool", "AccessPolicy"})
 
 
 def _validated_spec(kind: Any, kind_name: str, meta: dict[str, Any], raw: dict[str, Any]
                     ) -> Any:
     uid, generation = meta.get("uid"), meta.get("generation")
-    key = (kind_name, uid, generation) if uid and generation else None
+    key = (kind_name, uid, generation) if uid and generation and kind_name in _KEPT_KINDS \
+        else None
     if key is not None and (cached := _SPECS.get(key)) is not None:
         return cached
     spec = kind.spec.model_validate(raw, by_alias=True)

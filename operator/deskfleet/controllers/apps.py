@@ -199,4 +199,5 @@ def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
 CONTROLLER = Controller(
     kind=KIND, plural=PUBLISHED_APP.plural, snapshot=_snapshot,
     facts=fanout.app_event_facts, keys=_keys,
-    indexes=((APPS_BY_POOL, _by_pool), (ROUTES, _by_route)), owns_children=True)
+    indexes=((APPS_BY_POOL, _by_pool), (ROUTES, _by_route)), owns_children=True,
+    compared_status=("allowedBy",))

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from ..kube.compare import Digest
+from ..kube.compare import Digest, ValueDigest
 from ..render.meta import OWNER_KIND_LABEL, OWNER_NAME_LABEL, POOL_LABEL
 
 # Index names: Kopf injects each index into handlers as a kwarg named after its handler id.
@@ -56,15 +56,22 @@ def interned(value: Any) -> Any:
     return value
 
 
-def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META) -> dict[str, Any]:
+def slim(body: Mapping[str, Any], meta_keys: Iterable[str] = CHILD_META,
+         compared_status: Iterable[str] = ()) -> dict[str, Any]:
     """A plain-dict copy without managedFields (often the largest part of an object),
-    and of a ConfigMap's documents only their digests (kube/compare.Digest): a pool's
-    host config and a namespace's catalog run to a megabyte each, and a pass only ever
-    asks whether the live documents are the ones it rendered. Strings are `interned`:
-    tens of thousands of bodies are held."""
+    of a ConfigMap's documents only their digests (kube/compare.Digest): a pool's host
+    config and a namespace's catalog run to a megabyte each, and a pass only ever asks
+    whether the live documents are the ones it rendered; and of the status fields in
+    `compared_status`, which a pass only compares with what it would write, their
+    digests (kube/compare.ValueDigest). Strings are `interned`: tens of thousands of
+    bodies are held."""
     meta = body.get("metadata", {})
     out = digested({k: v for k, v in body.items() if k != "metadata"})
     out["metadata"] = {k: meta[k] for k in meta_keys if k in meta}
+    compared = set(compared_status)
+    if compared and isinstance(out.get("status"), dict):
+        out["status"] = {k: ValueDigest.of(v) if k in compared else v
+                         for k, v in out["status"].items()}
     result: dict[str, Any] = interned(out)
     return result
 

@@ -61,6 +61,9 @@ class Controller:
     # on which answers computed over all its objects are kept.
     versioned_by: tuple[str, ...] = ()
     meta: tuple[str, ...] = OBJECT_META  # the metadata its index keeps
+    # Status fields its index keeps as digests (cache.slim): long lists that a pass only
+    # compares with what it would write, and no other reads.
+    compared_status: tuple[str, ...] = ()
     # Further indexes on the same watch: (name, function); held in the kind's one Kopf
     # index under `cache.Further` keys.
     indexes: tuple[tuple[str, IndexFn], ...] = ()

@@ -150,4 +150,5 @@ def _snapshot(rt: Runtime, namespace: str, name: str, body: Body | None) -> Job:
 
 CONTROLLER = Controller(
     kind=KIND, plural=ACCESS_POLICY.plural, snapshot=_snapshot,
-    facts=fanout.policy_event_facts, keys=_keys, versioned_by=("generation",))
+    facts=fanout.policy_event_facts, keys=_keys, versioned_by=("generation",),
+    compared_status=("matchedApps",))

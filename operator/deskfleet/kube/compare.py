@@ -16,6 +16,7 @@ import hashlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from kubernetes.utils.quantity import parse_quantity
 
 # Written by the API server, or by other controllers, never by a render.
@@ -52,6 +53,36 @@ class Digest:
 
     def __repr__(self) -> str:
         return f"Digest({self.size} chars, sha256 {self.sha.hex()[:12]})"
+
+
+class ValueDigest:
+    """What the operator's cache keeps of a long list in a status it only ever compares
+    with what it would write (an app's `allowedBy`, a policy's `matchedApps`: hundreds of
+    names each at 10,000 apps): the SHA-256 of its JSON. Equal to any value that
+    serialises the same, so `conditions.status_differs` reads the same with it."""
+
+    __slots__ = ("sha",)
+
+    def __init__(self, sha: bytes) -> None:
+        self.sha = sha
+
+    @classmethod
+    def of(cls, value: Any) -> ValueDigest:
+        return cls(hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).digest())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ValueDigest):
+            return self.sha == other.sha
+        try:
+            return self.sha == ValueDigest.of(other).sha
+        except TypeError:
+            return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.sha)
+
+    def __repr__(self) -> str:
+        return f"ValueDigest(sha256 {self.sha.hex()[:12]})"
 
 
 def _same_scalar(want: Any, have: Any) -> bool:
