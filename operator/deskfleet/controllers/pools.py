@@ -137,9 +137,11 @@ def _rendered(pool: Pool, settings: Settings, snap: PoolSnapshot,
     slot = (pool.namespace, pool.name)
     kept = kept_rendered.get(slot) if kept_rendered is not None else None
     if kept is not None and kept.key == key and kept.policies is policies:
-        live = {(c["kind"], c["metadata"]["name"]): c for c in snap.children}
-        if not any(needs_apply(c, live.get((c["kind"], c["metadata"]["name"])))
-                   for c in kept.children):
+        # Only the ConfigMaps hold digests: they must be live as kept, or the sync would
+        # have no document to apply. The rest the sync compares and applies as usual.
+        live = {c["metadata"]["name"]: c for c in snap.children if c["kind"] == "ConfigMap"}
+        if not any(needs_apply(c, live.get(c["metadata"]["name"]))
+                   for c in kept.children if c["kind"] == "ConfigMap"):
             return kept.children, None
     apps = {a["metadata"]["name"]: app_session_config(policies, a["metadata"]["name"],
                                                       app_labels(a))

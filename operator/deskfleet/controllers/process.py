@@ -106,8 +106,8 @@ class Rendered:
 class RenderedChildren:
     """Each pool's rendered children, kept while their inputs are the same, within a
     memory budget: rendering twenty apps each granted by 200 policies takes ~15 ms, and a
-    pool is passed every scaling period.
-    Keyed by pool (namespace, name); an entry goes with its pool."""
+    pool is passed every scaling period. Keyed by pool (namespace, name); an entry goes
+    with its pool."""
 
     def __init__(self, budget: int = RENDERED_BUDGET) -> None:
         self._kept: dict[tuple[str, str], Rendered] = {}
